@@ -1,0 +1,54 @@
+# The two commands: `make run` (the main job) and `make test`. Everything they need is installed
+# on first use: a virtualenv at .venv/ and the control-plane binaries in a versioned cache folder.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: all install cluster-binaries crds lint unit e2e test run bench cluster-up cluster-down clean
+
+all: install
+
+$(INSTALLED): operator/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "error: Python >= 3.11 is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e 'operator[test]'
+	@touch $@
+
+install: $(INSTALLED)
+
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and KWOK once per
+# pinned version (hack/versions.env) into ~/.cache/aifactory (AIFACTORY_CACHE_DIR overrides).
+cluster-binaries:
+	@bash hack/build-binaries.sh >/dev/null
+
+crds: install
+	$(PY) -m aifactory_operator.cli crds --out crds
+
+lint: install
+	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests
+	$(VENV)/bin/mypy --config-file operator/pyproject.toml
+	$(VENV)/bin/lint-imports --config operator/.importlinter
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+e2e: install cluster-binaries
+	$(PY) -m pytest tests/e2e
+
+test: install cluster-binaries lint
+	$(PY) -m pytest tests
+
+run: install cluster-binaries
+	$(PY) -m aifactory_operator.cli demo
+
+cluster-up: install cluster-binaries
+	$(PY) -m aifactory_operator.cli cluster up
+
+cluster-down: install
+	$(PY) -m aifactory_operator.cli cluster down
+
+clean:
+	-$(PY) -m aifactory_operator.cli cluster down
+	rm -rf $(VENV) .devcluster

@@ -1,0 +1,74 @@
+"""Dataset: training data, model weights or checkpoints that live inside the factory."""
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .common import (
+    ApiModel,
+    Digest,
+    Jurisdiction,
+    KindInfo,
+    Name,
+    Quantity,
+    Resource,
+    ResourceStatus,
+    ready_columns,
+)
+
+
+class DatasetStorage(ApiModel):
+    """Where in the factory's storage the data lives."""
+
+    name: Name
+    """Name of an entry in the AIFactory's spec.storage."""
+    path: Annotated[str, Field(max_length=4096, pattern=r"^(/.*)?$")] = ""
+    """Sub-path inside that storage; empty means its root."""
+    size: Quantity = "1Ti"
+    """Capacity the dataset's PersistentVolumeClaim requests."""
+
+
+class DatasetSpec(ApiModel):
+    """The data, where it lives and the rules that travel with it."""
+
+    purpose: Literal["training-data", "model", "checkpoint"]
+    """What the data is: training data, model weights served by ModelEndpoints, or checkpoints."""
+    storage: DatasetStorage
+    """The factory storage that holds the data."""
+    jurisdiction: Jurisdiction
+    """ISO 3166-1 alpha-2 code of the jurisdiction the data must stay in. Immutable."""
+    classification: Annotated[str, Field(min_length=1, max_length=63)]
+    """Classification level of the data; one of the factory's sovereignty.classificationLevels."""
+    digest: Digest | None = None
+    """sha256 digest of the content, recorded in training residency records and serving status."""
+
+
+class DatasetStatus(ResourceStatus):
+    """Observed state of the dataset."""
+
+    claim_name: Annotated[str, Field(max_length=253)] | None = None
+    """PersistentVolumeClaim in the dataset's namespace that holds the data."""
+    phase: Literal["Pending", "Bound", "Refused"] | None = None
+    """Pending until the claim is bound; Refused when a sovereignty rule forbids the dataset."""
+
+
+class Dataset(Resource):
+    """Data or model weights inside the factory, with the jurisdiction and classification that bind them."""
+
+    info: ClassVar[KindInfo] = KindInfo(
+        kind="Dataset",
+        plural="datasets",
+        short_names=["ds"],
+        scope="Namespaced",
+        printer_columns=[
+            {"name": "Purpose", "type": "string", "jsonPath": ".spec.purpose"},
+            {"name": "Jurisdiction", "type": "string", "jsonPath": ".spec.jurisdiction"},
+            {"name": "Classification", "type": "string", "jsonPath": ".spec.classification"},
+            {"name": "Claim", "type": "string", "jsonPath": ".status.claimName"},
+            *ready_columns(),
+        ],
+    )
+    spec: DatasetSpec
+    """The desired dataset."""
+    status: DatasetStatus | None = None
+    """Observed state, written by the operator."""

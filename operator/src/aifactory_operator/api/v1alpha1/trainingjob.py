@@ -1,0 +1,123 @@
+"""TrainingJob: distributed GPU training, admitted all-or-nothing within tenant quota."""
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .common import (
+    ApiModel,
+    DateTime,
+    Image,
+    KindInfo,
+    Name,
+    Resource,
+    ResourceStatus,
+    ShortText,
+    ready_columns,
+)
+
+Arg = Annotated[str, Field(max_length=4096)]
+MountPath = Annotated[str, Field(min_length=2, max_length=1024, pattern=r"^/[^:]*$")]
+
+
+class DatasetMount(ApiModel):
+    """A Dataset mounted read-only into every worker."""
+
+    name: Name
+    """Name of a Dataset in the job's namespace."""
+    mount_path: MountPath
+    """Absolute path inside the container."""
+
+
+class Checkpoint(ApiModel):
+    """Where the job writes checkpoints and resumes from after a restart."""
+
+    dataset: Name
+    """Name of a Dataset of purpose checkpoint in the job's namespace; mounted read-write."""
+    path: Annotated[str, Field(max_length=1024, pattern=r"^(/.*)?$")] = ""
+    """Sub-path inside the dataset; exported to workers as CHECKPOINT_DIR."""
+
+
+class TopologyRequest(ApiModel):
+    """How compactly the job's nodes must be placed."""
+
+    mode: Literal["required", "preferred", "none"] = "preferred"
+    """required: all nodes in one domain; preferred: as few domains as possible; none: anywhere."""
+    level: Literal["nvlinkDomain", "rack"] = "rack"
+    """The domain the mode refers to."""
+
+
+class TrainingJobSpec(ApiModel):
+    """The desired training run."""
+
+    image: Image
+    """Container image of the trainer, from one of the factory's allowedRegistries."""
+    command: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
+    """Entrypoint; the image's own when empty."""
+    args: Annotated[list[Arg], Field(max_length=256)] = Field(default_factory=list)
+    """Arguments to the entrypoint."""
+    nodes: Annotated[int, Field(ge=1, le=4096)] = 1
+    """Worker nodes; the job is admitted only when all of them fit at once."""
+    gpus_per_node: Annotated[int, Field(ge=1, le=16)] = 8
+    """GPUs each worker requests (nvidia.com/gpu); also torchrun's processes per node."""
+    pool: Name
+    """Name of the AIFactory node pool to run on."""
+    datasets: Annotated[
+        list[DatasetMount],
+        Field(
+            max_length=16,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ] = Field(default_factory=list)
+    """Datasets mounted read-only."""
+    checkpoint: Checkpoint | None = None
+    """Checkpoint storage; without it a restarted job starts from scratch."""
+    priority: Annotated[int, Field(ge=0, le=1000000)] = 0
+    """Higher priority jobs are admitted first."""
+    topology: TopologyRequest = Field(default_factory=TopologyRequest)
+    """Placement compactness."""
+    max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
+    """Gang restarts after application failures before the job is Failed."""
+    suspend: bool = False
+    """When true, the job releases its GPUs and keeps its place in history."""
+
+
+class TrainingJobStatus(ResourceStatus):
+    """Observed state of the training run."""
+
+    phase: Literal["Queued", "Admitted", "Running", "Succeeded", "Failed", "Suspended"] | None = None
+    """Where the job is in its life."""
+    queue_position: Annotated[int, Field(ge=0)] | None = None
+    """1-based position among queued jobs of the factory while Queued."""
+    reason: ShortText | None = None
+    """Why the job does not run yet, e.g. waiting for 16 H100 GPUs in one rack."""
+    restarts: Annotated[int, Field(ge=0)] = 0
+    """Gang restarts so far."""
+    start_time: DateTime | None = None
+    """When the job was first admitted."""
+    completion_time: DateTime | None = None
+    """When the job succeeded or failed."""
+
+
+class TrainingJob(Resource):
+    """A distributed GPU training run, admitted all-or-nothing and restarted from checkpoints."""
+
+    info: ClassVar[KindInfo] = KindInfo(
+        kind="TrainingJob",
+        plural="trainingjobs",
+        short_names=["tj"],
+        scope="Namespaced",
+        printer_columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Pool", "type": "string", "jsonPath": ".spec.pool"},
+            {"name": "Nodes", "type": "integer", "jsonPath": ".spec.nodes"},
+            {"name": "GPUs/Node", "type": "integer", "jsonPath": ".spec.gpusPerNode"},
+            {"name": "Queue", "type": "integer", "jsonPath": ".status.queuePosition"},
+            {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts"},
+            *ready_columns(),
+        ],
+    )
+    spec: TrainingJobSpec
+    """The desired training run."""
+    status: TrainingJobStatus | None = None
+    """Observed state, written by the operator."""

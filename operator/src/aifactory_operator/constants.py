@@ -1,0 +1,29 @@
+"""Names shared by every layer: the API group, our field manager, label and annotation keys."""
+
+GROUP = "aifactory.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Server-side apply field manager; every object we write is owned by it.
+FIELD_MANAGER = "aifactory-operator"
+FINALIZER = f"{GROUP}/finalizer"
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "aifactory-operator"
+LABEL_FACTORY = f"{GROUP}/factory"
+LABEL_POOL = f"{GROUP}/pool"
+LABEL_NVLINK_DOMAIN = f"{GROUP}/nvlink-domain"
+LABEL_RACK = f"{GROUP}/rack"
+# A kubelet may set its own topology.kubernetes.io/region, so jurisdiction is read from a key under
+# node-restriction.kubernetes.io/, which the NodeRestriction admission plugin forbids kubelets to set.
+LABEL_JURISDICTION = "node-restriction.kubernetes.io/aifactory.dev-jurisdiction"
+LABEL_REGION = "topology.kubernetes.io/region"
+LABEL_ZONE = "topology.kubernetes.io/zone"
+# The labels NVIDIA's GPU feature discovery puts on GPU nodes, so workloads written for the GPU
+# Operator select our nodes unchanged.
+LABEL_GPU_PRODUCT = "nvidia.com/gpu.product"
+LABEL_GPU_COUNT = "nvidia.com/gpu.count"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+KWOK_NODE_VALUE = "fake"

@@ -1,0 +1,141 @@
+"""`make run`: the operator reconciling a sample sovereign factory, on the local control plane
+or on $KUBECONFIG when set."""
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .constants import API_VERSION, LABEL_FACTORY
+from .crdgen import generate_crds
+from .devcluster import down, up
+from .devcluster.layout import default_layout, find_repo_root
+from .kube.client import Kube, load_config
+from .kube.manifests import apply_manifests
+from .launcher import OperatorProcess
+
+READY_TIMEOUT_SECONDS = 120
+
+
+def run_demo(*, once: bool) -> int:
+    repo = find_repo_root(Path.cwd())
+    layout = default_layout(repo)
+    own_cluster = not os.environ.get("KUBECONFIG")
+    started_cluster = up(repo, layout) if own_cluster else False
+    kubeconfig = layout.kubeconfig if own_cluster else Path(os.environ["KUBECONFIG"])
+    kube = Kube(load_config(str(kubeconfig)))
+    operator = OperatorProcess(kubeconfig, layout.logs / "operator.log")
+    try:
+        _say(f"applying CRDs to {kubeconfig}")
+        for crd in generate_crds().values():
+            kube.apply(crd)
+        _wait_for_crds(kube)
+        operator.start()
+        _say(f"operator started (log: {operator.log_path})")
+        factory_files = [repo / "examples" / "01-aifactory.yaml"]
+        _say("applied " + ", ".join(apply_manifests(kube, factory_files)))
+        _wait_for_ready(kube, "sovereign-de")
+        rest = sorted(p for p in (repo / "examples").glob("*.yaml") if p not in factory_files)
+        _say("applied " + ", ".join(apply_manifests(kube, rest)))
+        time.sleep(3)
+        print(describe_cluster(kube, "sovereign-de"))
+        if not once:
+            _say("the operator keeps reconciling; press Ctrl-C to stop")
+            _wait_for_signal()
+    finally:
+        operator.stop()
+        if started_cluster:
+            down(layout)
+            _say("stopped the local control plane")
+    return 0
+
+
+def describe_cluster(kube: Kube, factory_name: str) -> str:
+    """A kubectl-get-like picture of what the factory holds now."""
+    lines = []
+    factory = kube.get(API_VERSION, "AIFactory", factory_name) or {}
+    status = factory.get("status", {})
+    lines.append(
+        f"AIFactory {factory_name}: {_ready(factory)}  GPUs ready {status.get('gpusReady', 0)}"
+        f" of {status.get('gpusDesired', 0)}"
+    )
+    for pool in status.get("pools", []):
+        lines.append(
+            f"  pool {pool['name']:<8} nodes {pool.get('nodesReady', 0)}/{pool.get('nodesDesired', 0)}"
+            f"  GPUs {pool.get('gpusAllocatable', 0)}"
+        )
+    lines.append("Nodes:")
+    for node in kube.list("v1", "Node", label_selector=f"{LABEL_FACTORY}={factory_name}"):
+        labels = node["metadata"]["labels"]
+        lines.append(
+            f"  {node['metadata']['name']:<24} {_node_ready(node):<8} "
+            f"gpus={node['status'].get('allocatable', {}).get('nvidia.com/gpu', 0)} "
+            f"region={labels.get('topology.kubernetes.io/region')} rack={labels.get('aifactory.dev/rack')}"
+        )
+    for kind in ("Dataset", "TrainingJob", "ModelEndpoint"):
+        objects = kube.list(API_VERSION, kind)
+        lines.append(f"{kind}s:")
+        for obj in objects:
+            lines.append(f"  {obj['metadata']['namespace']}/{obj['metadata']['name']:<20} {_ready(obj)}")
+    return "\n".join(lines)
+
+
+def _ready(obj: dict[str, Any]) -> str:
+    for condition in obj.get("status", {}).get("conditions", []):
+        if condition["type"] == "Ready":
+            return f"Ready={condition['status']} ({condition['reason']}: {condition['message']})"
+    return "Ready=?"
+
+
+def _node_ready(node: dict[str, Any]) -> str:
+    conditions = node.get("status", {}).get("conditions") or []
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return "Ready" if ready else "NotReady"
+
+
+def _wait_for_crds(kube: Kube) -> None:
+    for crd in generate_crds().values():
+        name = crd["metadata"]["name"]
+        _poll(lambda name=name: _is_established(_get_crd(kube, name)), f"CRD {name} Established")
+    kube.dynamic.resources.invalidate_cache()
+
+
+def _get_crd(kube: Kube, name: str) -> dict[str, Any] | None:
+    return kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+
+
+def _is_established(crd: dict[str, Any] | None) -> bool:
+    conditions = (crd or {}).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+def _wait_for_ready(kube: Kube, name: str) -> None:
+    _poll(
+        lambda: "Ready=True" in _ready(kube.get(API_VERSION, "AIFactory", name) or {}),
+        f"AIFactory {name} Ready",
+    )
+
+
+def _poll(check: Any, what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if check():
+            _say(f"{what}")
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"error: timed out after {READY_TIMEOUT_SECONDS}s waiting for {what}")
+
+
+def _wait_for_signal() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def _say(message: str) -> None:
+    print(f"aifactory: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,155 @@
+"""`aifactory cluster up | down | status`: the local control plane's life cycle."""
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .binaries import ensure_binaries, read_versions
+from .components import Component, construct_components
+from .errors import DevClusterError
+from .health import fetch, has_default_service_account, wait_until
+from .kubeconfig import construct_kubeconfig, write_kubeconfig
+from .layout import Layout
+from .pki import write_pki
+from .processes import is_port_free, is_running, start_process, stop_process
+
+START_TIMEOUT_SECONDS = 90.0
+
+
+@dataclass(frozen=True)
+class RunningProcess:
+    name: str
+    pid: int
+    executable: str
+
+
+def up(repo: Path, layout: Layout, *, fsync: bool = False) -> bool:
+    """Starts the cluster unless it already runs healthy; returns True when it started it."""
+    if is_healthy(layout):
+        return False
+    down(layout)
+    bin_dir = ensure_binaries(repo)
+    _check_ports(layout)
+    started = time.monotonic()
+    _prepare_files(layout)
+    components = construct_components(layout, bin_dir, fsync=fsync)
+    running: list[RunningProcess] = []
+    try:
+        for component in components:
+            running.append(_start(component, layout))
+            _save_state(layout, running, read_versions(repo))
+        _wait_for_controllers(layout)
+    except DevClusterError:
+        down(layout)
+        raise
+    _log(f"cluster healthy in {time.monotonic() - started:.1f}s; kubeconfig: {layout.kubeconfig}")
+    return True
+
+
+def down(layout: Layout) -> None:
+    """Stops every process the state file names, newest first; the files stay for post-mortems."""
+    for process in reversed(_load_state(layout)):
+        stop_process(process.pid, process.executable)
+    if layout.state_file.exists():
+        layout.state_file.unlink()
+
+
+def is_healthy(layout: Layout) -> bool:
+    """True when every recorded process runs and kube-apiserver answers /readyz."""
+    processes = _load_state(layout)
+    if len(processes) < 5 or not all(is_running(p.pid, p.executable) for p in processes):
+        return False
+    status, _ = fetch(f"{layout.apiserver_url}/readyz", ca_file=layout.pki / "ca.crt")
+    return status == 200
+
+
+def cluster_status(layout: Layout) -> list[str]:
+    """One line per component: name, pid and whether it runs."""
+    processes = _load_state(layout)
+    if not processes:
+        return ["not running"]
+    lines = [
+        f"{p.name:<24} pid {p.pid:<8} {'running' if is_running(p.pid, p.executable) else 'stopped'}"
+        for p in processes
+    ]
+    lines.append(f"kubeconfig: {layout.kubeconfig}; logs: {layout.logs}")
+    return lines
+
+
+def _check_ports(layout: Layout) -> None:
+    for name, port in layout.ports.all().items():
+        if not is_port_free(port):
+            raise DevClusterError(
+                f"port {port} ({name}) on 127.0.0.1 is in use; stop what listens there"
+                f" (ss -ltnp 'sport = :{port}') or choose other ports with AIFACTORY_PORT_BASE=<port>"
+            )
+
+
+def _prepare_files(layout: Layout) -> None:
+    """A fresh etcd and fresh logs every start: the dev cluster holds nothing worth keeping."""
+    shutil.rmtree(layout.etcd_data, ignore_errors=True)
+    shutil.rmtree(layout.logs, ignore_errors=True)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    write_pki(layout.pki)
+    ca_pem = (layout.pki / "ca.crt").read_bytes()
+    token = _admin_token(layout)
+    config = construct_kubeconfig(layout.apiserver_url, ca_pem, token)
+    write_kubeconfig(layout.kubeconfig, config)
+    for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        write_kubeconfig(layout.component_kubeconfig(component), config)
+
+
+def _start(component: Component, layout: Layout) -> RunningProcess:
+    log = layout.logs / f"{component.name}.log"
+    _log(f"starting {component.name} (log: {log})")
+    pid = start_process(component.argv, log)
+    process = RunningProcess(component.name, pid, component.argv[0])
+    ca_file = layout.pki / "ca.crt" if component.verify_with_ca else None
+
+    def answers() -> bool:
+        if not is_running(pid, process.executable):
+            raise DevClusterError(f"{component.name} exited while starting; see {log}")
+        return fetch(component.health_url, ca_file=ca_file)[0] == 200
+
+    if not wait_until(answers, timeout=START_TIMEOUT_SECONDS):
+        raise DevClusterError(
+            f"{component.name} did not become healthy in {START_TIMEOUT_SECONDS:.0f}s; see {log}"
+        )
+    return process
+
+
+def _wait_for_controllers(layout: Layout) -> None:
+    ca_file, token = layout.pki / "ca.crt", _admin_token(layout)
+    if not wait_until(
+        lambda: has_default_service_account(layout.apiserver_url, ca_file, token),
+        timeout=START_TIMEOUT_SECONDS,
+    ):
+        raise DevClusterError(
+            f"kube-controller-manager did not create the default ServiceAccount; see {layout.logs}"
+        )
+
+
+def _admin_token(layout: Layout) -> str:
+    return (layout.pki / "admin.token").read_text().strip()
+
+
+def _save_state(layout: Layout, running: list[RunningProcess], versions: dict[str, str]) -> None:
+    state = {"versions": versions, "processes": [p.__dict__ for p in running]}
+    layout.state_file.write_text(json.dumps(state, indent=2))
+
+
+def _load_state(layout: Layout) -> list[RunningProcess]:
+    if not layout.state_file.exists():
+        return []
+    try:
+        data = json.loads(layout.state_file.read_text())
+        return [RunningProcess(**p) for p in data["processes"]]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def _log(message: str) -> None:
+    print(f"devcluster: {message}", file=sys.stderr, flush=True)

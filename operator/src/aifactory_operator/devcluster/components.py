@@ -1,0 +1,133 @@
+"""The command line and health check of each control-plane process (pure: layout in, argv out).
+
+Flags follow what controller-runtime's envtest and kwokctl's binary runtime pass, trimmed to a
+single-node loopback cluster: static token authentication, RBAC, and our own CA.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import POD_CIDR, SERVICE_CIDR, Layout
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the control plane."""
+
+    name: str
+    argv: list[str]
+    health_url: str
+    # The health endpoint serves a certificate from our CA (True) or a self-signed one (False).
+    verify_with_ca: bool = True
+
+
+def construct_components(layout: Layout, bin_dir: Path, *, fsync: bool = False) -> list[Component]:
+    """The processes in start order: etcd, kube-apiserver, then the controllers and KWOK."""
+    return [
+        construct_etcd(layout, bin_dir, fsync=fsync),
+        construct_apiserver(layout, bin_dir),
+        construct_controller_manager(layout, bin_dir),
+        construct_scheduler(layout, bin_dir),
+        construct_kwok(layout, bin_dir),
+    ]
+
+
+def construct_etcd(layout: Layout, bin_dir: Path, *, fsync: bool) -> Component:
+    client = f"http://127.0.0.1:{layout.ports.etcd_client}"
+    peer = f"http://127.0.0.1:{layout.ports.etcd_peer}"
+    argv = [
+        str(bin_dir / "etcd"),
+        "--name=aifactory",
+        f"--data-dir={layout.etcd_data}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=aifactory={peer}",
+        "--log-level=warn",
+        "--quota-backend-bytes=8589934592",
+    ]
+    if not fsync:
+        # Tests and benchmarks trade durability for speed; the data is thrown away anyway.
+        argv.append("--unsafe-no-fsync=true")
+    return Component("etcd", argv, f"{client}/health", verify_with_ca=False)
+
+
+def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
+    pki = layout.pki
+    argv = [
+        str(bin_dir / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{layout.ports.etcd_client}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={layout.ports.apiserver}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--token-auth-file={pki / 'tokens.csv'}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--allow-privileged=true",
+        # Tests create many objects quickly; the defaults throttle a single client.
+        "--max-requests-inflight=1000",
+        "--max-mutating-requests-inflight=500",
+        "--enable-priority-and-fairness=false",
+    ]
+    return Component("kube-apiserver", argv, f"{layout.apiserver_url}/readyz")
+
+
+def construct_controller_manager(layout: Layout, bin_dir: Path) -> Component:
+    kubeconfig = layout.component_kubeconfig("kube-controller-manager")
+    argv = [
+        str(bin_dir / "kube-controller-manager"),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={layout.ports.controller_manager}",
+        "--leader-elect=false",
+        f"--service-account-private-key-file={layout.pki / 'sa.key'}",
+        f"--root-ca-file={layout.pki / 'ca.crt'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--cluster-cidr={POD_CIDR}",
+        "--kube-api-qps=500",
+        "--kube-api-burst=1000",
+    ]
+    url = f"https://127.0.0.1:{layout.ports.controller_manager}/healthz"
+    return Component("kube-controller-manager", argv, url, verify_with_ca=False)
+
+
+def construct_scheduler(layout: Layout, bin_dir: Path) -> Component:
+    kubeconfig = layout.component_kubeconfig("kube-scheduler")
+    argv = [
+        str(bin_dir / "kube-scheduler"),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={layout.ports.scheduler}",
+        "--leader-elect=false",
+        "--kube-api-qps=500",
+        "--kube-api-burst=1000",
+    ]
+    url = f"https://127.0.0.1:{layout.ports.scheduler}/healthz"
+    return Component("kube-scheduler", argv, url, verify_with_ca=False)
+
+
+def construct_kwok(layout: Layout, bin_dir: Path) -> Component:
+    argv = [
+        str(bin_dir / "kwok"),
+        f"--kubeconfig={layout.component_kubeconfig('kwok')}",
+        # Only nodes that ask for it are simulated, so real nodes of a mixed cluster are left alone.
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--node-lease-duration-seconds=40",
+        "--cidr=10.244.0.0/16",
+        "--node-ip=10.0.0.1",
+        f"--server-address=127.0.0.1:{layout.ports.kwok}",
+    ]
+    return Component("kwok", argv, f"http://127.0.0.1:{layout.ports.kwok}/healthz", verify_with_ca=False)

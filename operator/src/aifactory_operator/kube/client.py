@@ -1,0 +1,100 @@
+"""A small facade over the official client: server-side apply, list, delete, with one field manager."""
+
+import os
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.resource import Resource
+
+from ..constants import FIELD_MANAGER
+
+Obj = dict[str, Any]
+
+
+def load_config(kubeconfig: str | None = None) -> client.ApiClient:
+    """The API client for `kubeconfig`, $KUBECONFIG, ~/.kube/config or the in-cluster account."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path or os.path.exists(os.path.expanduser("~/.kube/config")):
+        config.load_kube_config(config_file=path)
+    else:
+        config.load_incluster_config()
+    return client.ApiClient()
+
+
+class Kube:
+    """The operations reconcilers need, each one API call, all under our field manager."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+
+    @cached_property
+    def dynamic(self) -> DynamicClient:
+        return DynamicClient(self.api_client)
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def apply(self, obj: Obj) -> Obj:
+        """Server-side apply: we own exactly the fields we send; a repeat with the same body is a no-op."""
+        meta = obj["metadata"]
+        result = self.dynamic.server_side_apply(
+            self.resource(obj["apiVersion"], obj["kind"]),
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return dict(result.to_dict())
+
+    def apply_status(self, obj: Obj) -> Obj:
+        """Server-side apply to the status subresource (the main endpoint ignores status)."""
+        meta = obj["metadata"]
+        status = self.resource(obj["apiVersion"], obj["kind"]).subresources["status"]
+        result = self.dynamic.server_side_apply(
+            status,
+            body={k: obj[k] for k in ("apiVersion", "kind", "metadata", "status")},
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return dict(result.to_dict())
+
+    def list(
+        self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str = ""
+    ) -> list[Obj]:
+        """Every object of a kind matching the label selector."""
+        result = self.resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+        return [dict(item) for item in result.to_dict()["items"]]
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """One object, or None when it does not exist."""
+        try:
+            return dict(self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict())
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Deletes one object; False when it was already gone (deleting twice is not an error)."""
+        try:
+            self.resource(api_version, kind).delete(name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def apply_all(self, objs: Iterable[Obj]) -> int:
+        """Applies each object; returns how many were sent."""
+        count = 0
+        for obj in objs:
+            self.apply(obj)
+            count += 1
+        return count

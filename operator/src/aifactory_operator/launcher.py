@@ -1,0 +1,50 @@
+"""Starting and stopping the operator as a child process: the demo and the end-to-end tests run
+it exactly as the container image does, through the `aifactory run` entry point."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+class OperatorProcess:
+    """`aifactory run` in a child process, logging to a file."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aifactory_operator.cli", "run", "--verbose"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (kopf shuts down gracefully), SIGKILL if it does not exit in time."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for tests of what survives one."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,1 @@
+"""Sovereignty rules as pure functions, one module per rule family."""
