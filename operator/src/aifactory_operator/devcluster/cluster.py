@@ -31,16 +31,18 @@ def up(repo: Path, layout: Layout, *, fsync: bool = False) -> bool:
     if is_healthy(layout):
         return False
     down(layout)
-    bin_dir = ensure_binaries(repo)
     _check_ports(layout)
+    bin_dir = ensure_binaries(repo)
     started = time.monotonic()
     _prepare_files(layout)
     components = construct_components(layout, bin_dir, fsync=fsync)
     running: list[RunningProcess] = []
     try:
         for component in components:
+            # Recorded before the health wait, so that a failed start is stopped by down() too.
             running.append(_start(component, layout))
             _save_state(layout, running, read_versions(repo))
+            _wait_until_healthy(component, running[-1], layout)
         _wait_for_controllers(layout)
     except DevClusterError:
         down(layout)
@@ -106,11 +108,15 @@ def _start(component: Component, layout: Layout) -> RunningProcess:
     log = layout.logs / f"{component.name}.log"
     _log(f"starting {component.name} (log: {log})")
     pid = start_process(component.argv, log)
-    process = RunningProcess(component.name, pid, component.argv[0])
+    return RunningProcess(component.name, pid, component.argv[0])
+
+
+def _wait_until_healthy(component: Component, process: RunningProcess, layout: Layout) -> None:
+    log = layout.logs / f"{component.name}.log"
     ca_file = layout.pki / "ca.crt" if component.verify_with_ca else None
 
     def answers() -> bool:
-        if not is_running(pid, process.executable):
+        if not is_running(process.pid, process.executable):
             raise DevClusterError(f"{component.name} exited while starting; see {log}")
         return fetch(component.health_url, ca_file=ca_file)[0] == 200
 
@@ -118,7 +124,6 @@ def _start(component: Component, layout: Layout) -> RunningProcess:
         raise DevClusterError(
             f"{component.name} did not become healthy in {START_TIMEOUT_SECONDS:.0f}s; see {log}"
         )
-    return process
 
 
 def _wait_for_controllers(layout: Layout) -> None:

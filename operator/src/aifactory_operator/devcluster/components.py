@@ -72,6 +72,8 @@ def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--allow-privileged=true",
+        # The kubernetes Service cannot point at a loopback address; nothing in-cluster needs it.
+        "--endpoint-reconciler-type=none",
         # Tests create many objects quickly; the defaults throttle a single client.
         "--max-requests-inflight=1000",
         "--max-mutating-requests-inflight=500",

@@ -8,6 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
+# Children started by this process, kept so that they are reaped (no zombies, no ResourceWarning);
+# processes started by an earlier `aifactory cluster up` are found through the state file instead.
+_children: dict[int, "subprocess.Popen[bytes]"] = {}
+
 
 def is_port_free(port: int) -> bool:
     """True when nothing listens on 127.0.0.1:port."""
@@ -27,6 +31,7 @@ def start_process(argv: list[str], log_path: Path) -> int:
         process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
+    _children[process.pid] = process
     return process.pid
 
 
@@ -34,10 +39,17 @@ def is_running(pid: int, executable: str) -> bool:
     """True when `pid` is alive and still runs `executable` (a recycled pid does not count)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return cmdline == executable and state != "Z"
+    command, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :][:1]
+    if state in ("Z", "X"):
+        return False
+    if not cmdline:
+        # Right after exec the kernel may not have filled in cmdline yet; the command name in
+        # stat (at most 15 characters) is already the new program's.
+        return command == Path(executable).name[:15]
+    return cmdline == executable
 
 
 def stop_process(pid: int, executable: str, *, grace_seconds: float = 10.0) -> None:
@@ -61,5 +73,10 @@ def stop_process(pid: int, executable: str, *, grace_seconds: float = 10.0) -> N
 
 
 def _reap(pid: int) -> None:
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

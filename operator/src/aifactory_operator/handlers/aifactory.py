@@ -10,7 +10,7 @@ from ..reconcile.aifactory import plan_factory
 from ..reconcile.conditions import Outcome
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.validation import find_factory_problems
-from .runtime import kube, report, retry_if_progressing
+from .runtime import RESYNC_SECONDS, kube, report, retry_if_progressing
 
 PLURAL = AIFactory.info.plural
 
@@ -18,7 +18,9 @@ PLURAL = AIFactory.info.plural
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=30, initial_delay=30, idle=10)
+@kopf.timer(
+    GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, idle=RESYNC_SECONDS
+)
 def reconcile_factory(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Makes the cluster's nodes match the factory's pools and reports what is ready."""
     try:

@@ -1,5 +1,6 @@
 """What every handler shares: the API client, the clock, and status reporting."""
 
+import os
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -11,6 +12,8 @@ from ..reconcile.conditions import Outcome, construct_conditions
 
 # A progressing reconcile is retried this soon: KWOK nodes and pods change state within seconds.
 RETRY_SECONDS = 2.0
+# How often a settled object is reconciled again to repair drift (a deleted node, a changed label).
+RESYNC_SECONDS = float(os.environ.get("AIFACTORY_RESYNC_SECONDS", "30"))
 
 
 @cache
