@@ -30,10 +30,10 @@ def report(patch: kopf.Patch, body: kopf.Body, outcome: Outcome, **fields: Any) 
     """Writes observedGeneration, conditions and `fields` into the status patch kopf sends once."""
     generation = int(body.metadata.get("generation") or 0)
     existing = list(body.get("status", {}).get("conditions") or [])
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = construct_conditions(outcome, existing, generation=generation, now=now())
     for key, value in fields.items():
         patch.status[key] = value
+    patch.status["observedGeneration"] = generation
+    patch.status["conditions"] = construct_conditions(outcome, existing, generation=generation, now=now())
 
 
 def retry_if_progressing(outcome: Outcome) -> None:

@@ -58,15 +58,18 @@ class Sovereignty(ApiModel):
     """Values of topology.kubernetes.io/region that lie inside the jurisdiction."""
     air_gapped: bool = True
     """When true, tenant namespaces reach nothing outside the factory but allowedEgress."""
-    allowed_registries: Annotated[list[Hostname], Field(max_length=32)] = Field(default_factory=list)
+    allowed_registries: Annotated[list[Hostname], Field(max_length=32)] = []
     """Registry hosts (with optional port) images may come from, matched by host, not prefix."""
     require_image_digests: bool = False
     """When true, every image must be pinned by sha256 digest."""
-    allowed_egress: Annotated[list[Cidr], Field(max_length=64)] = Field(default_factory=list)
+    allowed_egress: Annotated[list[Cidr], Field(max_length=64)] = []
     """CIDRs tenant pods may reach in an air-gapped factory, e.g. the in-factory object store."""
-    classification_levels: Annotated[list[Level], Field(min_length=1, max_length=16)] = Field(
-        default_factory=lambda: ["public", "internal", "confidential", "secret"]
-    )
+    classification_levels: Annotated[list[Level], Field(min_length=1, max_length=16)] = [
+        "public",
+        "internal",
+        "confidential",
+        "secret",
+    ]
     """Classification levels, lowest first; clearances and data classifications name one of them."""
 
 
@@ -111,9 +114,9 @@ class NodePool(ApiModel):
     """topology.kubernetes.io/region of the pool's nodes; must be one of sovereignty.regions."""
     zone: LabelValue | None = None
     """topology.kubernetes.io/zone of the pool's nodes."""
-    topology: PoolTopology = Field(default_factory=PoolTopology)
+    topology: PoolTopology = PoolTopology()
     """NVLink domain and rack grouping of the pool's nodes."""
-    taints: Annotated[list[Taint], Field(max_length=16)] = Field(default_factory=list)
+    taints: Annotated[list[Taint], Field(max_length=16)] = []
     """Taints put on the pool's nodes; workloads placed here get matching tolerations."""
     classification: Level | None = None
     """Highest classification the pool may run; one of sovereignty.classificationLevels.
@@ -179,11 +182,11 @@ class Tenant(ApiModel):
     """Tenant name, unique in the factory."""
     namespaces: Annotated[list[Name], Field(min_length=1, max_length=32)]
     """Namespaces the operator creates and governs for this tenant."""
-    gpu_quota: Annotated[list[GpuQuota], Field(**_list_map("product", 16))] = Field(default_factory=list)
+    gpu_quota: Annotated[list[GpuQuota], Field(**_list_map("product", 16))] = []
     """GPUs per product the tenant may use; a product not listed gets none."""
     clearance: Level
     """Highest classification the tenant may process; one of sovereignty.classificationLevels."""
-    admin_groups: Annotated[list[ShortText], Field(max_length=16)] = Field(default_factory=list)
+    admin_groups: Annotated[list[ShortText], Field(max_length=16)] = []
     """Identity-provider groups bound to the tenant-admin role in the tenant's namespaces."""
 
 
@@ -223,11 +226,11 @@ class AIFactorySpec(ApiModel):
 
     sovereignty: Sovereignty
     """Jurisdiction, regions, air-gap and the other sovereignty rules the factory enforces."""
-    node_pools: Annotated[list[NodePool], Field(**_list_map("name", 64))] = Field(default_factory=list)
+    node_pools: Annotated[list[NodePool], Field(**_list_map("name", 64))] = []
     """GPU node pools."""
-    storage: Annotated[list[Storage], Field(**_list_map("name", 32))] = Field(default_factory=list)
+    storage: Annotated[list[Storage], Field(**_list_map("name", 32))] = []
     """Volumes for datasets, checkpoints and models."""
-    tenants: Annotated[list[Tenant], Field(**_list_map("name", 100))] = Field(default_factory=list)
+    tenants: Annotated[list[Tenant], Field(**_list_map("name", 100))] = []
     """Teams that use the factory."""
 
 

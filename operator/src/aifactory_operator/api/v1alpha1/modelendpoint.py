@@ -21,9 +21,7 @@ class Runtime(ApiModel):
 
     image: Image
     """Serving runtime image (e.g. a vLLM or Triton build in an allowed registry)."""
-    args: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=128)] = Field(
-        default_factory=list
-    )
+    args: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=128)] = []
     """Arguments to the runtime; the model path is in MODEL_PATH."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     """Port the runtime serves HTTP on; also probed for readiness."""
@@ -64,13 +62,13 @@ class ModelEndpointSpec(ApiModel):
     """The serving runtime."""
     gpus_per_replica: Annotated[int, Field(ge=0, le=16)] = 1
     """GPUs each replica requests."""
-    replicas: Replicas = Field(default_factory=Replicas)
+    replicas: Replicas = Replicas()
     """Replica bounds."""
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    autoscaling: Autoscaling = Autoscaling()
     """Autoscaling target."""
     pool: Name
     """Name of the AIFactory node pool to serve from."""
-    allowed_client_namespaces: Annotated[list[Name], Field(max_length=64)] = Field(default_factory=list)
+    allowed_client_namespaces: Annotated[list[Name], Field(max_length=64)] = []
     """Namespaces besides the endpoint's own whose pods may call it."""
 
 

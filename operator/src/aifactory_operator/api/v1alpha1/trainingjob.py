@@ -52,9 +52,9 @@ class TrainingJobSpec(ApiModel):
 
     image: Image
     """Container image of the trainer, from one of the factory's allowedRegistries."""
-    command: Annotated[list[Arg], Field(max_length=64)] = Field(default_factory=list)
+    command: Annotated[list[Arg], Field(max_length=64)] = []
     """Entrypoint; the image's own when empty."""
-    args: Annotated[list[Arg], Field(max_length=256)] = Field(default_factory=list)
+    args: Annotated[list[Arg], Field(max_length=256)] = []
     """Arguments to the entrypoint."""
     nodes: Annotated[int, Field(ge=1, le=4096)] = 1
     """Worker nodes; the job is admitted only when all of them fit at once."""
@@ -68,13 +68,13 @@ class TrainingJobSpec(ApiModel):
             max_length=16,
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
         ),
-    ] = Field(default_factory=list)
+    ] = []
     """Datasets mounted read-only."""
     checkpoint: Checkpoint | None = None
     """Checkpoint storage; without it a restarted job starts from scratch."""
     priority: Annotated[int, Field(ge=0, le=1000000)] = 0
     """Higher priority jobs are admitted first."""
-    topology: TopologyRequest = Field(default_factory=TopologyRequest)
+    topology: TopologyRequest = TopologyRequest()
     """Placement compactness."""
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
     """Gang restarts after application failures before the job is Failed."""
