@@ -78,7 +78,8 @@ def describe_cluster(kube: Kube, factory_name: str) -> str:
         objects = kube.list(API_VERSION, kind)
         lines.append(f"{kind}s:")
         for obj in objects:
-            lines.append(f"  {obj['metadata']['namespace']}/{obj['metadata']['name']:<20} {_ready(obj)}")
+            ref = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+            lines.append(f"  {ref:<36} {_ready(obj)}")
     return "\n".join(lines)
 
 
