@@ -54,22 +54,22 @@ def is_running(pid: int, executable: str) -> bool:
 
 def stop_process(pid: int, executable: str, *, grace_seconds: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after the grace period; reaps the process if it is our child."""
-    if not is_running(pid, executable):
-        _reap(pid)
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
+    if is_running(pid, executable):
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_until_gone(pid, executable, grace_seconds):
+            os.kill(pid, signal.SIGKILL)
+            _wait_until_gone(pid, executable, 5.0)
+    _reap(pid)
+
+
+def _wait_until_gone(pid: int, executable: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         _reap(pid)
         if not is_running(pid, executable):
-            return
+            return True
         time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    for _ in range(50):
-        _reap(pid)
-        if not is_running(pid, executable):
-            return
-        time.sleep(0.1)
+    return False
 
 
 def _reap(pid: int) -> None:
