@@ -46,14 +46,27 @@ def make_factory(**kwargs: Any) -> AIFactory:
     return AIFactory.model_validate(make_factory_body(**kwargs))
 
 
-def make_node(name: str, *, pool: str = "h100", ready: bool = True, gpus: int = 8, kwok: bool = True) -> dict:
+def make_node(
+    name: str,
+    *,
+    pool: str = "h100",
+    ready: bool = True,
+    gpus: int = 8,
+    ours: bool = True,
+    labels: dict | None = None,
+    cordoned: bool = False,
+) -> dict:
+    base_labels = {"aifactory.dev/pool": pool, "aifactory.dev/factory": "de-1"} if ours else {}
     return {
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": {"aifactory.dev/pool": pool, "aifactory.dev/factory": "de-1"},
-            "annotations": {"kwok.x-k8s.io/node": "fake"} if kwok else {},
+            "labels": {**base_labels, **(labels or {})},
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "ownerReferences": [{"kind": "AIFactory", "name": "de-1"}] if ours else [],
         },
-        "spec": {},
+        "spec": {"unschedulable": True} if cordoned else {},
         "status": {
             "allocatable": {"nvidia.com/gpu": str(gpus)},
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],

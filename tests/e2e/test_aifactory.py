@@ -214,9 +214,10 @@ def test_printer_columns_tell_the_story(kubectl, factory):
         "NAME",
         "JURISDICTION",
         "AIR-GAPPED",
-        "GPUS-READY",
-        "GPUS-DESIRED",
+        "POOLS",
+        "GPUS",
+        "TENANTS",
         "READY",
         "AGE",
     ]
-    assert out[1].split()[:6] == [factory, "DE", "true", "20", "20", "True"]
+    assert out[1].split()[:7] == [factory, "DE", "true", "2", "20/20", "0", "True"]

@@ -27,3 +27,24 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_VALUE = "fake"
+
+LABEL_TENANT = f"{GROUP}/tenant"
+LABEL_CLEARANCE = f"{GROUP}/clearance"
+LABEL_DATASET = f"{GROUP}/dataset"
+LABEL_DATASET_NAMESPACE = f"{GROUP}/dataset-namespace"
+LABEL_DATA_JURISDICTION = f"{GROUP}/jurisdiction"
+LABEL_CLASSIFICATION = f"{GROUP}/classification"
+LABEL_STORAGE = f"{GROUP}/storage"
+# Label values hold at most 63 characters, so the label carries a prefix of the sha256 for
+# selection and the annotation carries the whole digest.
+LABEL_DIGEST_PREFIX = f"{GROUP}/digest-prefix"
+ANNOTATION_DIGEST = f"{GROUP}/digest"
+# Set on namespaces the operator created (not adopted), the only ones it may ever delete.
+ANNOTATION_CREATED = f"{GROUP}/created-by-operator"
+# Set on objects kept after their spec entry went away, saying why.
+ANNOTATION_RETAINED = f"{GROUP}/retained"
+# Taints the operator added to an adopted (static) node, so that releasing it removes only those.
+ANNOTATION_OWNED_TAINTS = f"{GROUP}/owned-taints"
+
+TENANT_ADMIN_ROLE = "aifactory-tenant-admin"
+POD_SECURITY_LEVEL = "restricted"

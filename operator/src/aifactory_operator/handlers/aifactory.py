@@ -1,15 +1,28 @@
 """AIFactory handlers: parse -> observe -> plan -> apply -> report."""
 
+import asyncio
+import time
 from typing import Any
 
 import kopf
 
 from ..api.v1alpha1 import AIFactory
-from ..constants import GROUP, LABEL_FACTORY, VERSION
-from ..reconcile.aifactory import plan_factory
+from ..constants import GROUP, VERSION
+from ..kube.client import Kube
+from ..kube.observe import (
+    get_tenant_admin_role,
+    list_children,
+    list_datasets_by_namespace,
+    list_namespaces,
+    list_volumes,
+)
+from ..metrics import RECONCILE_SECONDS, RECONCILES
+from ..reconcile.aifactory import FactoryObservation, FactoryPlan, plan_factory, plan_factory_deletion
 from ..reconcile.conditions import Outcome
+from ..reconcile.nodepools import Node, PodOnNode
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.validation import find_factory_problems
+from .indexes import snapshot_nodes, snapshot_pods
 from .runtime import RESYNC_SECONDS, kube, report, retry_if_progressing
 
 PLURAL = AIFactory.info.plural
@@ -21,21 +34,86 @@ PLURAL = AIFactory.info.plural
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, idle=RESYNC_SECONDS
 )
-def reconcile_factory(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Makes the cluster's nodes match the factory's pools and reports what is ready."""
+async def reconcile_factory(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    nodes_by_name: kopf.Index[str, Node],
+    pods_by_node: kopf.Index[str, PodOnNode],
+    **_: Any,
+) -> None:
+    """Makes the cluster match the factory and reports what is ready."""
     try:
-        factory = parse_resource(AIFactory, dict(body))
-        if problems := find_factory_problems(factory):
-            raise InvalidSpec(Outcome.stalled("InvalidSpec", "; ".join(problems)))
+        factory = parse_factory(body)
     except InvalidSpec as invalid:
+        RECONCILES.labels(kind="AIFactory", outcome="stalled").inc()
         report(patch, body, invalid.outcome)
         return
-    observed = kube().list("v1", "Node", label_selector=f"{LABEL_FACTORY}={factory.name}")
-    plan = plan_factory(factory, observed)
-    applied = kube().apply_all(plan.apply)
-    for name in plan.delete_nodes:
-        kube().delete("v1", "Node", name)
-        logger.info(f"Deleted Node {name} factory={factory.name}")
-    logger.debug(f"Applied {applied} nodes factory={factory.name}")
+    nodes, pods = snapshot_nodes(nodes_by_name), snapshot_pods(pods_by_node)
+    plan = await asyncio.to_thread(reconcile_once, kube(), factory, nodes, pods)
+    if plan.writes:
+        logger.debug(f"Wrote {plan.writes} objects factory={factory.name}")
     report(patch, body, plan.outcome, **plan.status)
     retry_if_progressing(plan.outcome)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def delete_factory(
+    body: kopf.Body, logger: kopf.Logger, nodes_by_name: kopf.Index[str, Node], **_: Any
+) -> None:
+    """Removes the cluster-scoped children and empty namespaces; keeps and reports what holds data."""
+    try:
+        factory = parse_resource(AIFactory, dict(body))
+    except InvalidSpec:
+        return
+    plan = await asyncio.to_thread(delete_once, kube(), factory, snapshot_nodes(nodes_by_name))
+    for kept in plan.status["retained"]:
+        logger.warning(f"Kept {kept['kind']} {kept['name']} factory={factory.name}: {kept['reason']}")
+
+
+def parse_factory(body: kopf.Body) -> AIFactory:
+    """The typed factory, or InvalidSpec when the operator cannot act on it."""
+    factory = parse_resource(AIFactory, dict(body))
+    if problems := find_factory_problems(factory):
+        raise InvalidSpec(Outcome.stalled("InvalidSpec", "; ".join(problems)))
+    return factory
+
+
+def reconcile_once(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list[PodOnNode]) -> FactoryPlan:
+    """Observe the children, plan, write what differs. Safe to run any number of times."""
+    started = time.monotonic()
+    plan = plan_factory(factory, observe(kube, factory, nodes, pods))
+    execute(kube, plan)
+    RECONCILES.labels(kind="AIFactory", outcome=plan.outcome.state).inc()
+    RECONCILE_SECONDS.labels(kind="AIFactory").observe(time.monotonic() - started)
+    return plan
+
+
+def delete_once(kube: Kube, factory: AIFactory, nodes: list[Node]) -> FactoryPlan:
+    observed = observe(kube, factory, nodes, [])
+    plan = plan_factory_deletion(
+        factory, FactoryObservation(**{**observed.__dict__, "volumes": list_volumes(kube, factory.name)})
+    )
+    execute(kube, plan)
+    return plan
+
+
+def observe(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list[PodOnNode]) -> FactoryObservation:
+    return FactoryObservation(
+        nodes=nodes,
+        pods=pods,
+        children=list_children(kube, factory.name),
+        namespaces=list_namespaces(kube),
+        datasets=list_datasets_by_namespace(kube),
+        cluster_role=get_tenant_admin_role(kube),
+    )
+
+
+def execute(kube: Kube, plan: FactoryPlan) -> None:
+    """Applies, patches and deletes; namespaces are created before what goes inside them."""
+    for obj in sorted(plan.apply, key=lambda o: o["kind"] != "Namespace"):
+        kube.apply(obj)
+    for ref, body in plan.patch:
+        kube.patch(ref.api_version, ref.kind, ref.name, body, ref.namespace)
+    for ref in plan.delete:
+        kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace)

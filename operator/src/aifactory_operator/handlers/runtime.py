@@ -27,13 +27,19 @@ def now() -> datetime:
 
 
 def report(patch: kopf.Patch, body: kopf.Body, outcome: Outcome, **fields: Any) -> None:
-    """Writes observedGeneration, conditions and `fields` into the status patch kopf sends once."""
+    """Puts observedGeneration, conditions and `fields` into the status patch kopf sends, leaving
+    out whatever already has that value, so that an unchanged object gets no write at all."""
     generation = int(body.metadata.get("generation") or 0)
-    existing = list(body.get("status", {}).get("conditions") or [])
-    for key, value in fields.items():
-        patch.status[key] = value
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = construct_conditions(outcome, existing, generation=generation, now=now())
+    current = dict(body.get("status") or {})
+    existing = list(current.get("conditions") or [])
+    wanted = {
+        **fields,
+        "observedGeneration": generation,
+        "conditions": construct_conditions(outcome, existing, generation=generation, now=now()),
+    }
+    for key, value in wanted.items():
+        if current.get(key) != value:
+            patch.status[key] = value
 
 
 def retry_if_progressing(outcome: Outcome) -> None:

@@ -11,6 +11,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.resource import Resource
 
 from ..constants import FIELD_MANAGER
+from ..metrics import WRITES
 
 Obj = dict[str, Any]
 
@@ -41,6 +42,7 @@ class Kube:
     def apply(self, obj: Obj) -> Obj:
         """Server-side apply: we own exactly the fields we send; a repeat with the same body is a no-op."""
         meta = obj["metadata"]
+        WRITES.labels(kind=obj["kind"], verb="apply").inc()
         result = self.dynamic.server_side_apply(
             self.resource(obj["apiVersion"], obj["kind"]),
             body=obj,
@@ -70,7 +72,8 @@ class Kube:
     ) -> list[Obj]:
         """Every object of a kind matching the label selector."""
         result = self.resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
-        return [dict(item) for item in result.to_dict()["items"]]
+        # List items come without apiVersion and kind; add them so items compare with desired objects.
+        return [{"apiVersion": api_version, "kind": kind, **item} for item in result.to_dict()["items"]]
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """One object, or None when it does not exist."""
@@ -83,6 +86,7 @@ class Kube:
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Deletes one object; False when it was already gone (deleting twice is not an error)."""
+        WRITES.labels(kind=kind, verb="delete").inc()
         try:
             self.resource(api_version, kind).delete(name=name, namespace=namespace)
         except ApiException as error:
@@ -90,6 +94,18 @@ class Kube:
                 return False
             raise
         return True
+
+    def patch(self, api_version: str, kind: str, name: str, body: Obj, namespace: str | None = None) -> Obj:
+        """Strategic merge patch, for fields server-side apply cannot share (atomic lists we co-own)."""
+        WRITES.labels(kind=kind, verb="patch").inc()
+        result = self.resource(api_version, kind).patch(
+            body=body,
+            name=name,
+            namespace=namespace,
+            content_type="application/strategic-merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
+        return dict(result.to_dict())
 
     def apply_all(self, objs: Iterable[Obj]) -> int:
         """Applies each object; returns how many were sent."""

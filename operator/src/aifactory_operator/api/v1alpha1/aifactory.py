@@ -234,6 +234,19 @@ class AIFactorySpec(ApiModel):
     """Teams that use the factory."""
 
 
+class DomainStatus(ApiModel):
+    """What one rack of a pool holds now."""
+
+    name: Annotated[str, Field(max_length=128)]
+    """The rack, as in the aifactory.dev/rack node label."""
+    nodes_ready: Annotated[int, Field(ge=0)] = 0
+    """Ready, schedulable nodes in the rack."""
+    gpus_allocatable: Annotated[int, Field(ge=0)] = 0
+    """nvidia.com/gpu allocatable on those nodes."""
+    gpus_in_use: Annotated[int, Field(ge=0)] = 0
+    """nvidia.com/gpu requested by running or pending pods bound to the rack's nodes."""
+
+
 class PoolStatus(ApiModel):
     """What one node pool holds now."""
 
@@ -242,9 +255,28 @@ class PoolStatus(ApiModel):
     nodes_desired: Annotated[int, Field(ge=0)] = 0
     """Nodes the pool should have."""
     nodes_ready: Annotated[int, Field(ge=0)] = 0
-    """Nodes whose Ready condition is True."""
+    """Ready, schedulable nodes."""
     gpus_allocatable: Annotated[int, Field(ge=0)] = 0
     """nvidia.com/gpu allocatable on the pool's ready nodes."""
+    gpus_in_use: Annotated[int, Field(ge=0)] = 0
+    """nvidia.com/gpu requested by pods bound to the pool's nodes."""
+    draining: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=10000)] = Field(
+        default_factory=list
+    )
+    """Nodes cordoned for removal that still run tenant pods; they are removed once empty."""
+    racks: Annotated[list[DomainStatus], Field(max_length=2000)] = Field(default_factory=list)
+    """Per-rack counts, for placement decisions and capacity planning."""
+
+
+class RetainedObject(ApiModel):
+    """An object the operator would have removed but kept because it holds data."""
+
+    kind: Annotated[str, Field(max_length=64)]
+    """Kind of the kept object, e.g. Namespace or PersistentVolume."""
+    name: Annotated[str, Field(max_length=253)]
+    """Its name."""
+    reason: Annotated[str, Field(max_length=1024)]
+    """Why it was kept, e.g. holds Dataset research/corpus-de."""
 
 
 class AIFactoryStatus(ResourceStatus):
@@ -252,10 +284,20 @@ class AIFactoryStatus(ResourceStatus):
 
     pools: Annotated[list[PoolStatus], Field(**_list_map("name", 64))] = Field(default_factory=list)
     """Per-pool node and GPU counts."""
+    pool_count: Annotated[int, Field(ge=0)] = 0
+    """Number of node pools."""
+    tenant_count: Annotated[int, Field(ge=0)] = 0
+    """Number of tenants."""
+    gpus: Annotated[str, Field(max_length=32)] = "0/0"
+    """GPUs ready / GPUs desired, for kubectl get."""
     gpus_ready: Annotated[int, Field(ge=0)] = 0
     """GPUs allocatable on ready nodes across all pools."""
     gpus_desired: Annotated[int, Field(ge=0)] = 0
     """GPUs the pools would have with every node ready."""
+    gpus_in_use: Annotated[int, Field(ge=0)] = 0
+    """GPUs requested by pods bound to the factory's nodes."""
+    retained: Annotated[list[RetainedObject], Field(max_length=1000)] = Field(default_factory=list)
+    """Objects no longer in the spec that were kept because they hold data."""
 
 
 class AIFactory(Resource):
@@ -269,8 +311,9 @@ class AIFactory(Resource):
         printer_columns=[
             {"name": "Jurisdiction", "type": "string", "jsonPath": ".spec.sovereignty.jurisdiction"},
             {"name": "Air-gapped", "type": "boolean", "jsonPath": ".spec.sovereignty.airGapped"},
-            {"name": "GPUs-Ready", "type": "integer", "jsonPath": ".status.gpusReady"},
-            {"name": "GPUs-Desired", "type": "integer", "jsonPath": ".status.gpusDesired"},
+            {"name": "Pools", "type": "integer", "jsonPath": ".status.poolCount"},
+            {"name": "GPUs", "type": "string", "jsonPath": ".status.gpus"},
+            {"name": "Tenants", "type": "integer", "jsonPath": ".status.tenantCount"},
             *ready_columns(),
         ],
     )

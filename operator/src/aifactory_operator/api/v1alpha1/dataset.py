@@ -48,6 +48,10 @@ class DatasetStatus(ResourceStatus):
 
     claim_name: Annotated[str, Field(max_length=253)] | None = None
     """PersistentVolumeClaim in the dataset's namespace that holds the data."""
+    volume_name: Annotated[str, Field(max_length=253)] | None = None
+    """PersistentVolume the claim is bound to."""
+    storage_class: Annotated[str, Field(max_length=253)] | None = None
+    """StorageClass of the claim, pinned to the jurisdiction's regions."""
     phase: Literal["Pending", "Bound", "Refused"] | None = None
     """Pending until the claim is bound; Refused when a sovereignty rule forbids the dataset."""
 

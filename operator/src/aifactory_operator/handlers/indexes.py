@@ -1,0 +1,71 @@
+"""Watch-fed in-memory views of nodes and pods, so reconciles read them without a LIST."""
+
+from typing import Any
+
+import kopf
+
+from ..constants import GPU_RESOURCE
+from ..reconcile.nodepools import PodOnNode
+
+SYSTEM_TAINTS = "node.kubernetes.io/"
+
+
+@kopf.index("v1", "nodes")
+def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """The parts of each node the factory reconciler compares and counts."""
+    meta, spec, status = body.metadata, body.spec, body.status
+    return {
+        name: {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": dict(meta.labels),
+                "annotations": dict(meta.annotations),
+                "ownerReferences": list(meta.get("ownerReferences") or []),
+            },
+            "spec": {
+                # Taints the node lifecycle controller manages come and go with node health; they
+                # are not ours to compare, so they are left out of the view.
+                "taints": [
+                    t for t in spec.get("taints") or [] if not t.get("key", "").startswith(SYSTEM_TAINTS)
+                ],
+                **({"unschedulable": True} if spec.get("unschedulable") else {}),
+            },
+            "status": {
+                "capacity": dict(status.get("capacity") or {}),
+                "allocatable": dict(status.get("allocatable") or {}),
+                "conditions": [
+                    {"type": c.get("type"), "status": c.get("status")}
+                    for c in status.get("conditions") or []
+                    if c.get("type") == "Ready"
+                ],
+            },
+        }
+    }
+
+
+@kopf.index("v1", "pods")
+def pods_by_node(
+    name: str, namespace: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
+) -> dict[str, PodOnNode] | None:
+    """Pods bound to a node and not finished, with the GPUs they request."""
+    node = spec.get("nodeName")
+    if not node or status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    gpus = sum(
+        int((c.get("resources") or {}).get("requests", {}).get(GPU_RESOURCE, 0))
+        or int((c.get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, 0))
+        for c in spec.get("containers") or []
+    )
+    daemon = any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
+    return {node: PodOnNode(namespace=namespace, name=name, node=node, gpus=gpus, daemon=daemon)}
+
+
+def snapshot_nodes(index: kopf.Index[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stable copy of the nodes index, taken in the event loop before work moves to a thread."""
+    return [node for key in list(index) for node in list(index.get(key, []))]
+
+
+def snapshot_pods(index: kopf.Index[str, PodOnNode]) -> list[PodOnNode]:
+    return [pod for key in list(index) for pod in list(index.get(key, []))]

@@ -1,0 +1,30 @@
+"""Clearance: a tenant never handles data, or runs in a pool, above its clearance."""
+
+from .violations import Violation
+
+RULE = "clearance"
+
+
+def check_level_known(level: str, levels: list[str], path: str) -> list[Violation]:
+    """A classification must be one of the factory's levels."""
+    if level in levels:
+        return []
+    return [
+        Violation(RULE, path, f"'{level}' is not a classification level of this factory; use one of {levels}")
+    ]
+
+
+def check_clearance(classification: str, clearance: str, levels: list[str], path: str) -> list[Violation]:
+    """Data classified `classification` may be handled by a tenant cleared to `clearance`."""
+    if classification not in levels or clearance not in levels:
+        return check_level_known(classification, levels, path)
+    if levels.index(classification) <= levels.index(clearance):
+        return []
+    return [
+        Violation(
+            RULE,
+            path,
+            f"'{classification}' is above the tenant's clearance '{clearance}'; lower the classification"
+            " or raise the tenant's clearance in the AIFactory",
+        )
+    ]
