@@ -116,13 +116,17 @@ def test_release_removes_only_what_was_added():
             "aifactory.dev/owned-taints": "gpu:NoSchedule",
         }
     )
+    node["spec"]["taints"] = [
+        {"key": "gpu", "effect": "NoSchedule"},
+        {"key": "admin", "effect": "NoSchedule"},
+    ]
     body = release_patch(node)
     assert body["metadata"]["labels"] == {
         "aifactory.dev/factory": None,
         "aifactory.dev/pool": None,
         "nvidia.com/gpu.product": None,
     }
-    assert body["spec"]["taints"] == [{"key": "gpu", "$patch": "delete"}]
+    assert body["spec"]["taints"] == [{"key": "admin", "effect": "NoSchedule"}]
 
 
 def test_a_node_no_static_pool_selects_any_more_is_released():

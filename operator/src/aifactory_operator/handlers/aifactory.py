@@ -68,7 +68,9 @@ async def delete_factory(
         return
     plan = await asyncio.to_thread(delete_once, kube(), factory, snapshot_nodes(nodes_by_name))
     for kept in plan.status["retained"]:
-        logger.warning(f"Kept {kept['kind']} {kept['name']} factory={factory.name}: {kept['reason']}")
+        message = f"Kept {kept['kind']} {kept['name']} factory={factory.name}: {kept['reason']}"
+        logger.info(message)
+        await asyncio.to_thread(kube().record_event, dict(body), "Retained", message, warning=True)
 
 
 def parse_factory(body: kopf.Body) -> AIFactory:

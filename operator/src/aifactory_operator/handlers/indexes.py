@@ -23,7 +23,9 @@ def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, A
                 "labels": dict(meta.labels),
                 "annotations": dict(meta.annotations),
                 "ownerReferences": list(meta.get("ownerReferences") or []),
+                "resourceVersion": meta.get("resourceVersion"),
             },
+            "allTaints": list(spec.get("taints") or []),
             "spec": {
                 # Taints the node lifecycle controller manages come and go with node health; they
                 # are not ours to compare, so they are left out of the view.

@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -106,6 +107,33 @@ class Kube:
             field_manager=FIELD_MANAGER,
         )
         return dict(result.to_dict())
+
+    def record_event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
+        """A core/v1 Event about `involved` (in its namespace, or default for cluster-scoped ones)."""
+        meta = involved["metadata"]
+        namespace = meta.get("namespace") or "default"
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+                **({"namespace": meta["namespace"]} if meta.get("namespace") else {}),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": FIELD_MANAGER},
+        }
+        WRITES.labels(kind="Event", verb="create").inc()
+        self.resource("v1", "Event").create(body=event, namespace=namespace)
 
     def apply_all(self, objs: Iterable[Obj]) -> int:
         """Applies each object; returns how many were sent."""

@@ -194,20 +194,25 @@ def _static_patches(factory: AIFactory, observed: list[Node]) -> dict[str, dict[
 
 
 def adoption_patch(factory: AIFactory, pool: NodePool, node: Node) -> dict[str, Any] | None:
-    """The patch that gives an adopted node the pool's labels and taints; None when it has them."""
+    """The patch that gives an adopted node the pool's labels and taints; None when it has them.
+
+    Node taints are replaced as a whole by any patch, so the patch carries the node's other taints
+    too, and the node's resourceVersion, so that a concurrent change makes it fail and retry.
+    """
     meta = node["metadata"]
     labels, annotations = meta.get("labels", {}), meta.get("annotations") or {}
     wanted_labels = pool_labels(factory, pool)
     previously_owned = set(filter(None, annotations.get(ANNOTATION_OWNED_LABELS, "").split(",")))
     owned = sorted(k for k in wanted_labels if k not in labels or k in previously_owned)
-    taints = [t.to_wire() for t in pool.taints]
-    current = {(t.get("key"), t.get("effect")) for t in node.get("spec", {}).get("taints") or []}
-    owned_taints = sorted({f"{t['key']}:{t['effect']}" for t in taints} | _owned_taints(annotations))
+    ours = [t.to_wire() for t in pool.taints]
+    ours_ids = {_taint_id(t) for t in ours}
+    current = all_taints(node)
+    others = [t for t in current if _taint_id(t) not in ours_ids | _owned_taints(annotations)]
     satisfied = (
         all(labels.get(k) == v for k, v in wanted_labels.items())
-        and all((t["key"], t["effect"]) in current for t in taints)
+        and ours_ids <= {_taint_id(t) for t in current}
         and annotations.get(ANNOTATION_OWNED_LABELS) == ",".join(owned)
-        and annotations.get(ANNOTATION_OWNED_TAINTS) == ",".join(owned_taints)
+        and annotations.get(ANNOTATION_OWNED_TAINTS) == ",".join(sorted(ours_ids))
     )
     if satisfied:
         return None
@@ -216,28 +221,37 @@ def adoption_patch(factory: AIFactory, pool: NodePool, node: Node) -> dict[str, 
             "labels": wanted_labels,
             "annotations": {
                 ANNOTATION_OWNED_LABELS: ",".join(owned),
-                ANNOTATION_OWNED_TAINTS: ",".join(owned_taints),
+                ANNOTATION_OWNED_TAINTS: ",".join(sorted(ours_ids)),
             },
+            "resourceVersion": meta.get("resourceVersion"),
         },
-        "spec": {"taints": taints} if taints else {},
+        "spec": {"taints": others + ours},
     }
 
 
 def release_patch(node: Node) -> dict[str, Any]:
     """The patch that removes exactly the labels and taints we added to an adopted node."""
-    annotations = node["metadata"].get("annotations") or {}
+    meta = node["metadata"]
+    annotations = meta.get("annotations") or {}
     owned_labels = [k for k in annotations.get(ANNOTATION_OWNED_LABELS, "").split(",") if k]
-    owned_taint_keys = sorted({t.split(":", 1)[0] for t in _owned_taints(annotations)})
-    body: dict[str, Any] = {
+    owned_taints = _owned_taints(annotations)
+    return {
         "metadata": {
             "labels": {k: None for k in sorted({*owned_labels, LABEL_FACTORY})},
             "annotations": {ANNOTATION_OWNED_LABELS: None, ANNOTATION_OWNED_TAINTS: None},
-        }
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "spec": {"taints": [t for t in all_taints(node) if _taint_id(t) not in owned_taints]},
     }
-    if owned_taint_keys:
-        # Taints merge by key in a strategic merge patch; "$patch: delete" removes one.
-        body["spec"] = {"taints": [{"key": key, "$patch": "delete"} for key in owned_taint_keys]}
-    return body
+
+
+def all_taints(node: Node) -> list[dict[str, Any]]:
+    """Every taint of the node, including those the node lifecycle controller manages."""
+    return list(node.get("allTaints", node.get("spec", {}).get("taints")) or [])
+
+
+def _taint_id(taint: dict[str, Any]) -> str:
+    return f"{taint.get('key')}:{taint.get('effect')}"
 
 
 def _owned_taints(annotations: dict[str, str]) -> set[str]:
