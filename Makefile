@@ -27,7 +27,7 @@ crds: install
 	$(PY) -m aifactory_operator.cli crds --out crds
 
 lint: install
-	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests
+	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests bench
 	$(VENV)/bin/mypy --config-file operator/pyproject.toml
 	$(VENV)/bin/lint-imports --config operator/.importlinter
 
@@ -52,3 +52,7 @@ cluster-down: install
 clean:
 	-$(PY) -m aifactory_operator.cli cluster down
 	rm -rf $(VENV) .devcluster
+
+# Long scale runs, not part of `make test`.
+bench: install cluster-binaries
+	$(PY) bench/factory_scale.py --nodes 1000 --json bench/factory_scale.json

@@ -373,3 +373,41 @@ def test_deleting_a_factory_keeps_namespaces_with_data_and_removes_the_rest(kube
         kube.delete("v1", "Namespace", with_data)
         for volume in kube.list("v1", "PersistentVolume", label_selector=f"{LABEL_FACTORY}={name}"):
             kube.delete("v1", "PersistentVolume", volume["metadata"]["name"])
+
+
+def test_removing_a_tenant_that_holds_data_keeps_its_namespace_and_says_so(kube, kubectl, operator):
+    name, namespace = unique("aif"), unique("keep")
+    kube.apply(make_factory(name, tenants=[make_tenant("data", namespace)], storage=STATIC_STORAGE))
+    wait_ready(kubectl, name)
+    dataset = {
+        "apiVersion": API_VERSION,
+        "kind": "Dataset",
+        "metadata": {"name": "weights", "namespace": namespace},
+        "spec": {
+            "purpose": "model",
+            "storage": {"name": "nfs", "path": "/w"},
+            "jurisdiction": "DE",
+            "classification": "internal",
+        },
+    }
+    kube.apply(dataset)
+    kubectl("wait", "--for=condition=Ready", "dataset/weights", "-n", namespace, "--timeout=60s")
+    try:
+        kube.apply(make_factory(name, tenants=[], storage=STATIC_STORAGE))
+        kubectl("wait", "--for=condition=DataRetained", f"aifactory/{name}", "--timeout=60s")
+        factory = get_factory(kube, name)
+        assert factory["status"]["retained"] == [
+            {"kind": "Namespace", "name": namespace, "reason": f"holds Dataset {namespace}/weights"}
+        ]
+        assert condition(factory, "Ready")["status"] == "True"
+        assert kube.get("v1", "Namespace", namespace)["status"]["phase"] == "Active"
+        assert (
+            kube.get("networking.k8s.io/v1", "NetworkPolicy", "aifactory-default-deny", namespace) is not None
+        )
+    finally:
+        kube.delete(API_VERSION, "AIFactory", name)
+        wait_for(lambda: not get_factory(kube, name), "the factory to go")
+        kube.delete(API_VERSION, "Dataset", "weights", namespace)
+        kube.delete("v1", "Namespace", namespace)
+        for volume in kube.list("v1", "PersistentVolume", label_selector=f"{LABEL_FACTORY}={name}"):
+            kube.delete("v1", "PersistentVolume", volume["metadata"]["name"])

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)"
+    )
     run.set_defaults(func=_run)
 
     demo = commands.add_parser("demo", help="the main job: a sample sovereign factory, reconciled")
@@ -58,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())
-    run_operator(verbose=args.verbose, liveness=args.liveness)
+    run_operator(verbose=args.verbose, liveness=args.liveness, metrics_port=args.metrics_port)
     return 0
 
 

@@ -11,9 +11,13 @@ from pathlib import Path
 class OperatorProcess:
     """`aifactory run` in a child process, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_path: Path, *, verbose: bool = True, metrics_port: int = 0
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.verbose = verbose
+        self.metrics_port = metrics_port
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -21,7 +25,14 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "aifactory_operator.cli", "run", "--verbose"],
+                [
+                    sys.executable,
+                    "-m",
+                    "aifactory_operator.cli",
+                    "run",
+                    *(["--verbose"] if self.verbose else []),
+                    f"--metrics-port={self.metrics_port}",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -42,6 +53,15 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def peak_rss_kib(self) -> int:
+        """The operator's peak resident memory (VmHWM), while it runs."""
+        if self.process is None:
+            return 0
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
 
     def kill(self) -> None:
         """SIGKILL: a crash, for tests of what survives one."""

@@ -53,8 +53,18 @@ async def reconcile_factory(
     plan = await asyncio.to_thread(reconcile_once, kube(), factory, nodes, pods)
     if plan.writes:
         logger.debug(f"Wrote {plan.writes} objects factory={factory.name}")
-    report(patch, body, plan.outcome, **plan.status)
+    report(patch, body, plan.outcome, extra=retention_condition(plan.status["retained"]), **plan.status)
     retry_if_progressing(plan.outcome)
+
+
+def retention_condition(retained: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """DataRetained=True while objects the spec no longer wants are kept because they hold data."""
+    if not retained:
+        return []
+    names = ", ".join(f"{r['kind']} {r['name']}" for r in retained)
+    return [
+        ("DataRetained", "True", "HoldsData", f"kept because they hold data: {names} (see status.retained)")
+    ]
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -93,9 +103,7 @@ def reconcile_once(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list
 
 def delete_once(kube: Kube, factory: AIFactory, nodes: list[Node]) -> FactoryPlan:
     observed = observe(kube, factory, nodes, [])
-    plan = plan_factory_deletion(
-        factory, FactoryObservation(**{**observed.__dict__, "volumes": list_volumes(kube, factory.name)})
-    )
+    plan = plan_factory_deletion(factory, observed)
     execute(kube, plan)
     return plan
 
@@ -108,6 +116,7 @@ def observe(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list[PodOnN
         namespaces=list_namespaces(kube),
         datasets=list_datasets_by_namespace(kube),
         cluster_role=get_tenant_admin_role(kube),
+        volumes=list_volumes(kube, factory.name),
     )
 
 

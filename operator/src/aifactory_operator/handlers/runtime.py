@@ -1,6 +1,7 @@
 """What every handler shares: the API client, the clock, and status reporting."""
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -26,7 +27,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def report(patch: kopf.Patch, body: kopf.Body, outcome: Outcome, **fields: Any) -> None:
+def report(
+    patch: kopf.Patch,
+    body: kopf.Body,
+    outcome: Outcome,
+    *,
+    extra: Sequence[tuple[str, str, str, str]] = (),
+    **fields: Any,
+) -> None:
     """Puts observedGeneration, conditions and `fields` into the status patch kopf sends, leaving
     out whatever already has that value, so that an unchanged object gets no write at all."""
     generation = int(body.metadata.get("generation") or 0)
@@ -35,7 +43,7 @@ def report(patch: kopf.Patch, body: kopf.Body, outcome: Outcome, **fields: Any) 
     wanted = {
         **fields,
         "observedGeneration": generation,
-        "conditions": construct_conditions(outcome, existing, generation=generation, now=now()),
+        "conditions": construct_conditions(outcome, existing, generation=generation, now=now(), extra=extra),
     }
     for key, value in wanted.items():
         if current.get(key) != value:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.v1alpha1.aifactory import AIFactory, AIFactoryStatus, PoolStatus, RetainedObject
-from ..constants import ANNOTATION_CREATED, ANNOTATION_RETAINED, LABEL_FACTORY
+from ..constants import ANNOTATION_CREATED, ANNOTATION_RETAINED, LABEL_FACTORY, LABEL_STORAGE
 from .conditions import Outcome
 from .diff import is_satisfied, object_key
 from .nodepools import (
@@ -82,6 +82,7 @@ def plan_factory(factory: AIFactory, observed: FactoryObservation) -> FactoryPla
     wanted = {object_key(obj) for obj in desired}
     stale = [obj for obj in observed.children if object_key(obj) not in wanted]
     deletes, patches, retained = prune(stale, observed)
+    retained += orphaned_volumes(factory, observed.volumes)
     patches = [*patches, *((Ref("v1", "Node", name), body) for name, body in nodes.patch.items())]
     deletes = [*deletes, *(Ref("v1", "Node", name) for name in nodes.delete)]
     pools = summarize_pools(factory, observed.nodes, observed.pods)
@@ -147,6 +148,24 @@ def prune(
         if namespace is None or namespace in released or namespace not in namespaces:
             deletes.append(Ref.of(obj))
     return deletes, patches, retained
+
+
+def orphaned_volumes(factory: AIFactory, volumes: list[Obj]) -> list[RetainedObject]:
+    """Volumes of storage entries removed from the spec: never deleted, since they hold data."""
+    names = {s.name for s in factory.spec.storage}
+    kept = []
+    for volume in volumes:
+        storage = volume["metadata"].get("labels", {}).get(LABEL_STORAGE)
+        if storage and storage not in names:
+            claim = volume.get("spec", {}).get("claimRef") or {}
+            reason = (
+                f"storage '{storage}' was removed from the spec; the volume holds data of claim"
+                f" {claim.get('namespace')}/{claim.get('name')}"
+            )
+            kept.append(
+                RetainedObject(kind="PersistentVolume", name=volume["metadata"]["name"], reason=reason)
+            )
+    return kept
 
 
 def release_namespace_patch() -> Obj:

@@ -4,6 +4,7 @@ kstatus (used by Flux and kubectl wait) reads Ready=True as healthy, Reconciling
 and Stalled=True as failed; an abnormal-true condition is removed rather than set to False.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,15 +36,25 @@ class Outcome:
 
 
 def construct_conditions(
-    outcome: Outcome, existing: list[dict[str, Any]], *, generation: int, now: datetime
+    outcome: Outcome,
+    existing: list[dict[str, Any]],
+    *,
+    generation: int,
+    now: datetime,
+    extra: Sequence[tuple[str, str, str, str]] = (),
 ) -> list[dict[str, Any]]:
-    """The conditions for `outcome`; lastTransitionTime only moves when a status flips."""
+    """The conditions for `outcome` plus `extra` (type, status, reason, message) ones;
+    lastTransitionTime only moves when a status flips."""
     ready_status = "True" if outcome.state == "ready" else "False"
     wanted = [construct_condition(READY, ready_status, outcome.reason, outcome.message, generation)]
     if outcome.state == "progressing":
         wanted.append(construct_condition(RECONCILING, "True", outcome.reason, outcome.message, generation))
     if outcome.state == "stalled":
         wanted.append(construct_condition(STALLED, "True", outcome.reason, outcome.message, generation))
+    wanted += [
+        construct_condition(type_, status, reason, message, generation)
+        for type_, status, reason, message in extra
+    ]
     previous = {c.get("type"): c for c in existing}
     return [_with_transition_time(c, previous.get(c["type"]), now) for c in wanted]
 

@@ -1,0 +1,164 @@
+"""How long a factory of N simulated GPU nodes takes to become Ready through the operator, against
+a baseline that creates the same nodes directly with one client, in the same run.
+
+Usage: python bench/factory_scale.py [--nodes 1000] [--json out.json]
+"""
+
+import argparse
+import json
+import re
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from aifactory_operator.api.v1alpha1 import AIFactory
+from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
+from aifactory_operator.crdgen import generate_crds
+from aifactory_operator.devcluster import up
+from aifactory_operator.devcluster.layout import default_layout, find_repo_root
+from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.launcher import OperatorProcess
+from aifactory_operator.reconcile.nodepools import desired_kwok_nodes, is_node_ready
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+METRICS_PORT = 18090
+
+
+def factory_body(name: str, nodes: int) -> dict:
+    pool = {
+        "name": "h100",
+        "gpuProduct": "NVIDIA-H100-80GB-HBM3",
+        "gpusPerNode": 8,
+        "nodes": nodes,
+        "region": "de-fra",
+        "topology": {"nodesPerNvlinkDomain": 8, "nvlinkDomainsPerRack": 4},
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AIFactory",
+        "metadata": {"name": name},
+        "spec": {"sovereignty": {"jurisdiction": "DE", "regions": ["de-fra"]}, "nodePools": [pool]},
+    }
+
+
+def node_writes(layout) -> int:
+    """Writes to nodes (not nodes/status, which KWOK writes) counted by kube-apiserver."""
+    token = (layout.pki / "admin.token").read_text().strip()
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(layout.pki / "ca.crt"))
+    request = urllib.request.Request(
+        f"{layout.apiserver_url}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    text = urllib.request.urlopen(request, context=context).read().decode()
+    total = 0
+    for line in text.splitlines():
+        if (
+            line.startswith("apiserver_request_total{")
+            and 'resource="nodes"' in line
+            and 'subresource=""' in line
+        ):
+            verb = re.search(r'verb="([A-Z]+)"', line)
+            if verb and verb.group(1) in WRITE_VERBS:
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def operator_writes() -> float:
+    """All API writes the operator made, from its own Prometheus counter."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aifactory_api_writes_total{")
+    )
+
+
+def wait_ready_nodes(kube: Kube, selector: str, count: int, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = kube.list("v1", "Node", label_selector=selector)
+        if sum(is_node_ready(n) for n in nodes) >= count:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for {count} ready nodes ({selector})")
+
+
+def run(nodes: int) -> dict:
+    repo = find_repo_root(Path.cwd())
+    layout = default_layout(repo)
+    up(repo, layout)
+    kube = Kube(load_config(str(layout.kubeconfig)))
+    for crd in generate_crds().values():
+        kube.apply(crd)
+    time.sleep(2)
+    kube.dynamic.resources.invalidate_cache()
+
+    # Baseline: the same nodes, created directly by one client with the same server-side apply.
+    baseline_name = f"baseline-{int(time.time())}"
+    body = factory_body(baseline_name, nodes)
+    body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+    model = AIFactory.model_validate(body)
+    baseline_writes_before = node_writes(layout)
+    started = time.monotonic()
+    for node in desired_kwok_nodes(model):
+        node["metadata"].pop("ownerReferences")
+        kube.apply(node)
+    wait_ready_nodes(kube, f"{LABEL_FACTORY}={baseline_name}", nodes)
+    baseline_seconds = time.monotonic() - started
+    baseline_writes = node_writes(layout) - baseline_writes_before
+    for node in kube.list("v1", "Node", label_selector=f"{LABEL_FACTORY}={baseline_name}"):
+        kube.delete("v1", "Node", node["metadata"]["name"])
+
+    operator = OperatorProcess(
+        layout.kubeconfig, layout.logs / "operator-bench.log", verbose=False, metrics_port=METRICS_PORT
+    )
+    operator.start()
+    try:
+        time.sleep(3)
+        name = f"scale-{int(time.time())}"
+        writes_before = node_writes(layout)
+        started = time.monotonic()
+        kube.apply(factory_body(name, nodes))
+        while True:
+            factory = kube.get(API_VERSION, "AIFactory", name) or {}
+            conditions = factory.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                break
+            if time.monotonic() - started > 900:
+                raise SystemExit("timed out waiting for the factory to become Ready")
+            time.sleep(0.5)
+        operator_seconds = time.monotonic() - started
+        writes = node_writes(layout) - writes_before
+        own_writes = operator_writes()
+        rss = operator.peak_rss_kib()
+        kube.delete(API_VERSION, "AIFactory", name)
+    finally:
+        operator.stop()
+    return {
+        "nodes": nodes,
+        "operator_seconds_to_ready": round(operator_seconds, 1),
+        "baseline_seconds_to_ready": round(baseline_seconds, 1),
+        "ratio_operator_to_baseline": round(operator_seconds / baseline_seconds, 2),
+        "operator_writes_per_node": round(own_writes / nodes, 2),
+        "apiserver_node_writes_per_node": round(writes / nodes, 2),
+        "apiserver_node_writes_per_node_baseline": round(baseline_writes / nodes, 2),
+        "operator_peak_rss_mib": round(rss / 1024, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = run(args.nodes)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
