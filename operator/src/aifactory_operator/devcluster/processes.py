@@ -1,6 +1,5 @@
 """Starting, finding and stopping the control-plane processes (I/O; no Kubernetes logic)."""
 
-import contextlib
 import os
 import signal
 import socket
@@ -53,30 +52,34 @@ def is_running(pid: int, executable: str) -> bool:
 
 
 def stop_process(pid: int, executable: str, *, grace_seconds: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after the grace period; reaps the process if it is our child."""
+    """SIGTERM, then SIGKILL after the grace period. Our own children are waited for (reaped);
+    processes an earlier command started are watched through /proc until they are gone."""
+    child = _children.pop(pid, None)
+    if child is not None:
+        _stop_child(child, grace_seconds)
+        return
     if is_running(pid, executable):
         os.kill(pid, signal.SIGTERM)
         if not _wait_until_gone(pid, executable, grace_seconds):
             os.kill(pid, signal.SIGKILL)
             _wait_until_gone(pid, executable, 5.0)
-    _reap(pid)
+
+
+def _stop_child(child: "subprocess.Popen[bytes]", grace_seconds: float) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _wait_until_gone(pid: int, executable: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        _reap(pid)
         if not is_running(pid, executable):
             return True
         time.sleep(0.1)
     return False
-
-
-def _reap(pid: int) -> None:
-    child = _children.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            del _children[pid]
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
