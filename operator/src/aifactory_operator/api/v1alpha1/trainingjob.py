@@ -12,7 +12,6 @@ from .common import (
     Name,
     Resource,
     ResourceStatus,
-    ShortText,
     ready_columns,
 )
 
@@ -82,6 +81,51 @@ class TrainingJobSpec(ApiModel):
     """When true, the job releases its GPUs and keeps its place in history."""
 
 
+NodeName = Annotated[str, Field(max_length=253)]
+
+
+class Placement(ApiModel):
+    """Where an admitted job runs: the nodes reserved for its workers."""
+
+    pool: Name
+    """The pool the nodes belong to."""
+    nodes: Annotated[list[NodeName], Field(max_length=4096)] = []
+    """One node per worker; the Job's pods may run only on these."""
+    domains: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=4096)] = []
+    """Distinct topology domains (at the requested level) the nodes span."""
+
+
+class ResidentNode(ApiModel):
+    """A node the run used, with where it is."""
+
+    name: NodeName
+    """Node name."""
+    region: Annotated[str, Field(max_length=63)] = ""
+    """Its topology.kubernetes.io/region."""
+    jurisdiction: Annotated[str, Field(max_length=63)] = ""
+    """Its jurisdiction label (protected from the kubelet by NodeRestriction)."""
+
+
+class ResidentDataset(ApiModel):
+    """A dataset the run mounted, with the rules that bind it."""
+
+    name: Name
+    """Dataset name."""
+    jurisdiction: Annotated[str, Field(max_length=2)] = ""
+    """Its jurisdiction."""
+    digest: Annotated[str, Field(max_length=71)] = ""
+    """Its content digest, if declared."""
+
+
+class Residency(ApiModel):
+    """Where the run actually happened and which data it read: the record an auditor checks."""
+
+    nodes: Annotated[list[ResidentNode], Field(max_length=4096)] = []
+    """Nodes the workers ran on."""
+    datasets: Annotated[list[ResidentDataset], Field(max_length=17)] = []
+    """Datasets and checkpoint storage mounted."""
+
+
 class TrainingJobStatus(ResourceStatus):
     """Observed state of the training run."""
 
@@ -89,12 +133,24 @@ class TrainingJobStatus(ResourceStatus):
     """Where the job is in its life."""
     queue_position: Annotated[int, Field(ge=0)] | None = None
     """1-based position among queued jobs of the factory while Queued."""
-    reason: ShortText | None = None
+    reason: Annotated[str, Field(max_length=1024)] | None = None
     """Why the job does not run yet, e.g. waiting for 16 H100 GPUs in one rack."""
     restarts: Annotated[int, Field(ge=0)] = 0
-    """Gang restarts so far."""
+    """Gang restarts after application failures (bounded by maxRestarts)."""
+    disruptions: Annotated[int, Field(ge=0)] = 0
+    """Gang restarts after node loss or eviction (not counted against maxRestarts)."""
+    attempt: Annotated[int, Field(ge=0)] = 0
+    """Current attempt; the Job is named <job>-<attempt>."""
+    retry_after: DateTime | None = None
+    """A restarting job is not readmitted before this time (backoff)."""
+    placement: Placement | None = None
+    """The reserved nodes while admitted or running."""
+    residency: Residency | None = None
+    """Where the run happened, kept after it ends."""
+    admitted_time: DateTime | None = None
+    """When the current attempt was admitted."""
     start_time: DateTime | None = None
-    """When the job was first admitted."""
+    """When all workers of the first attempt were running."""
     completion_time: DateTime | None = None
     """When the job succeeded or failed."""
 
@@ -113,6 +169,7 @@ class TrainingJob(Resource):
             {"name": "Nodes", "type": "integer", "jsonPath": ".spec.nodes"},
             {"name": "GPUs/Node", "type": "integer", "jsonPath": ".spec.gpusPerNode"},
             {"name": "Queue", "type": "integer", "jsonPath": ".status.queuePosition"},
+            {"name": "Waiting", "type": "string", "jsonPath": ".status.reason", "priority": 1},
             {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts"},
             *ready_columns(),
         ],
