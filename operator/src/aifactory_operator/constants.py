@@ -48,3 +48,11 @@ ANNOTATION_OWNED_TAINTS = f"{GROUP}/owned-taints"
 
 TENANT_ADMIN_ROLE = "aifactory-tenant-admin"
 POD_SECURITY_LEVEL = "restricted"
+
+LABEL_TRAININGJOB = f"{GROUP}/trainingjob"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+# Annotations with this prefix on a TrainingJob are copied onto its pods: the simulated-training
+# KWOK stages read them (duration, injected exit code).
+SIMULATION_PREFIX = "sim.aifactory.dev/"
+RENDEZVOUS_PORT = 29500
+CHECKPOINT_MOUNT = "/checkpoints"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .layout import POD_CIDR, SERVICE_CIDR, Layout
 
+STAGES_FILE = Path(__file__).with_name("kwok-stages.yaml")
+
 
 @dataclass(frozen=True)
 class Component:
@@ -131,5 +133,7 @@ def construct_kwok(layout: Layout, bin_dir: Path) -> Component:
         "--cidr=10.244.0.0/16",
         "--node-ip=10.0.0.1",
         f"--server-address=127.0.0.1:{layout.ports.kwok}",
+        # Our pod stages: Job pods run for an annotated duration and can fail on purpose.
+        f"--config={STAGES_FILE}",
     ]
     return Component("kwok", argv, f"http://127.0.0.1:{layout.ports.kwok}/healthz", verify_with_ca=False)

@@ -1,5 +1,5 @@
 """kopf handlers: thin shells that parse, observe, plan, apply and report."""
 
-from . import aifactory, dataset, modelendpoint, settings, trainingjob
+from . import aifactory, dataset, indexes, modelendpoint, settings, training, trainingjob
 
-__all__ = ["aifactory", "dataset", "modelendpoint", "settings", "trainingjob"]
+__all__ = ["aifactory", "dataset", "indexes", "modelendpoint", "settings", "training", "trainingjob"]

@@ -4,8 +4,9 @@ from typing import Any
 
 import kopf
 
-from ..constants import GPU_RESOURCE
+from ..constants import GPU_RESOURCE, GROUP, LABEL_TRAININGJOB, VERSION
 from ..reconcile.nodepools import PodOnNode
+from ..reconcile.training import BatchJob
 
 SYSTEM_TAINTS = "node.kubernetes.io/"
 
@@ -61,7 +62,42 @@ def pods_by_node(
         for c in spec.get("containers") or []
     )
     daemon = any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
-    return {node: PodOnNode(namespace=namespace, name=name, node=node, gpus=gpus, daemon=daemon)}
+    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB)
+    training = f"{namespace}/{owner}" if owner else ""
+    return {
+        node: PodOnNode(
+            namespace=namespace, name=name, node=node, gpus=gpus, daemon=daemon, training_job=training
+        )
+    }
+
+
+@kopf.index(GROUP, VERSION, "trainingjobs")
+def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """Every TrainingJob, whole, by namespace: the admission loop's queue."""
+    return {namespace: dict(body)}
+
+
+@kopf.index(GROUP, VERSION, "datasets")
+def datasets_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {namespace: dict(body)}
+
+
+@kopf.index("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
+def batch_jobs_by_trainingjob(
+    name: str, namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any
+) -> dict[str, BatchJob]:
+    """Our Jobs by the TrainingJob that owns them, with how their attempt is going."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    failed = conditions.get("Failed")
+    return {
+        f"{namespace}/{labels[LABEL_TRAININGJOB]}": BatchJob(
+            name=name,
+            complete="Complete" in conditions,
+            failed=failed is not None,
+            message=str((failed or {}).get("message", "")),
+            ready=int(status.get("ready") or 0),
+        )
+    }
 
 
 def snapshot_nodes(index: kopf.Index[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,3 +107,9 @@ def snapshot_nodes(index: kopf.Index[str, dict[str, Any]]) -> list[dict[str, Any
 
 def snapshot_pods(index: kopf.Index[str, PodOnNode]) -> list[PodOnNode]:
     return [pod for key in list(index) for pod in list(index.get(key, []))]
+
+
+def snapshot_values(index: kopf.Index[str, Any], keys: list[str] | None = None) -> dict[str, list[Any]]:
+    """A copy of an index (or of some of its keys), taken in the event loop."""
+    chosen = list(index) if keys is None else [k for k in keys if k in index]
+    return {key: list(index.get(key, [])) for key in chosen}

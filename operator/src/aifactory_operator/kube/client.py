@@ -108,6 +108,20 @@ class Kube:
         )
         return dict(result.to_dict())
 
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str | None, status: Obj
+    ) -> None:
+        """JSON merge patch of the status subresource (None removes a field)."""
+        WRITES.labels(kind=kind, verb="patch-status").inc()
+        resource = self.resource(api_version, kind).subresources["status"]
+        self.dynamic.patch(
+            resource,
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+
     def record_event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         """A core/v1 Event about `involved` (in its namespace, or default for cluster-scoped ones)."""
         meta = involved["metadata"]

@@ -36,6 +36,7 @@ class PodOnNode:
     node: str
     gpus: int
     daemon: bool = False
+    training_job: str = ""  # namespace/name of the TrainingJob that owns the pod, if any
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""The per-factory training loop: one serialized admission and life-cycle decision per tick."""
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from ..api.v1alpha1 import AIFactory, Dataset, TrainingJob
+from ..constants import API_VERSION, GROUP, VERSION
+from ..kube.client import Kube
+from ..metrics import RECONCILES
+from ..reconcile.conditions import Outcome, construct_conditions
+from ..reconcile.parsing import InvalidSpec, parse_resource
+from ..reconcile.training import BatchJob, TrainingConfig, TrainingPlan, key_of, plan_training
+from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
+from .runtime import kube
+
+TICK_SECONDS = float(os.environ.get("AIFACTORY_TRAINING_TICK_SECONDS", "1"))
+CONFIG = TrainingConfig(
+    starvation_seconds=float(os.environ.get("AIFACTORY_STARVATION_SECONDS", "300")),
+    backoff_seconds=float(os.environ.get("AIFACTORY_RESTART_BACKOFF_SECONDS", "10")),
+)
+
+
+@kopf.daemon(GROUP, VERSION, "aifactories", cancellation_timeout=10)
+async def run_training(
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
+    logger: kopf.Logger,
+    trainingjobs_by_namespace: kopf.Index[str, dict[str, Any]],
+    batch_jobs_by_trainingjob: kopf.Index[str, BatchJob],
+    datasets_by_namespace: kopf.Index[str, dict[str, Any]],
+    nodes_by_name: kopf.Index[str, Any],
+    pods_by_node: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
+    """Admits and follows every TrainingJob of this factory, one decision at a time."""
+    while not stopped:
+        try:
+            factory = parse_resource(AIFactory, dict(body))
+        except InvalidSpec:
+            await stopped.wait(TICK_SECONDS)
+            continue
+        namespaces = [ns for tenant in factory.spec.tenants for ns in tenant.namespaces]
+        raw_jobs = [
+            j for items in snapshot_values(trainingjobs_by_namespace, namespaces).values() for j in items
+        ]
+        jobs = [parse_job(j) for j in raw_jobs]
+        datasets = {
+            f"{d['metadata']['namespace']}/{d['metadata']['name']}": Dataset.model_validate(d)
+            for items in snapshot_values(datasets_by_namespace, namespaces).values()
+            for d in items
+        }
+        batch = snapshot_values(batch_jobs_by_trainingjob, [key_of(j) for j in jobs if j])
+        valid = [j for j in jobs if j is not None]
+        plan = plan_training(
+            factory,
+            valid,
+            batch,
+            snapshot_nodes(nodes_by_name),
+            snapshot_pods(pods_by_node),
+            datasets,
+            now=datetime.now(UTC),
+            config=CONFIG,
+        )
+        try:
+            await asyncio.to_thread(execute_training, kube(), plan, valid)
+        except Exception as error:
+            logger.warning(f"Training tick failed factory={factory.name}: {error}")
+        RECONCILES.labels(kind="TrainingJob", outcome="tick").inc()
+        await stopped.wait(TICK_SECONDS)
+
+
+def parse_job(body: dict[str, Any]) -> TrainingJob | None:
+    try:
+        return parse_resource(TrainingJob, body)
+    except InvalidSpec:
+        return None
+
+
+def execute_training(kube: Kube, plan: TrainingPlan, jobs: list[TrainingJob]) -> None:
+    """Deletes finished attempts, creates new ones, then writes each status that changed."""
+    for namespace, name in plan.delete:
+        kube.delete("batch/v1", "Job", name, namespace)
+    for obj in plan.apply:
+        kube.apply(obj)
+    by_key = {key_of(j): j for j in jobs}
+    now = datetime.now(UTC)
+    for key, (fields, outcome) in plan.statuses.items():
+        job = by_key[key]
+        if patch := status_patch(job, fields, outcome, now):
+            kube.patch_status(API_VERSION, "TrainingJob", job.name, job.namespace, patch)
+
+
+def status_patch(job: TrainingJob, fields: dict[str, Any], outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """The merge patch from the stored status to the wanted one; empty when nothing changed."""
+    current = job.status.to_wire() if job.status else {}
+    existing = list(current.get("conditions") or [])
+    wanted = {
+        **fields,
+        "observedGeneration": job.generation,
+        "conditions": construct_conditions(outcome, existing, generation=job.generation, now=now),
+    }
+    patch = {k: v for k, v in wanted.items() if current.get(k) != v and not (v is None and k not in current)}
+    return patch

@@ -1,0 +1,399 @@
+"""The TrainingJob life cycle of one factory, as one pure decision per tick:
+validate -> follow the running attempt -> restart or finish -> admit the queue -> materialise."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..api.v1alpha1.aifactory import AIFactory, NodePool, Tenant
+from ..api.v1alpha1.dataset import Dataset
+from ..api.v1alpha1.trainingjob import TrainingJob
+from ..constants import (
+    LABEL_FACTORY,
+    LABEL_JURISDICTION,
+    LABEL_NVLINK_DOMAIN,
+    LABEL_POOL,
+    LABEL_RACK,
+    LABEL_REGION,
+)
+from ..policy.clearance import check_clearance
+from ..policy.locality import check_dataset_jurisdiction
+from ..policy.violations import Violation
+from .admission import Grant, NodeSlot, Request, admit
+from .conditions import Outcome
+from .nodepools import Node, PodOnNode, allocatable_gpus, is_node_ready
+from .training_objects import construct_job, construct_service, job_name
+
+Obj = dict[str, Any]
+FINISHED = ("Succeeded", "Failed")
+LEVEL_LABELS = {"rack": LABEL_RACK, "nvlinkDomain": LABEL_NVLINK_DOMAIN}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    starvation_seconds: float = 300.0
+    backoff_seconds: float = 10.0
+    backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What the life cycle needs of an observed batch/v1 Job."""
+
+    name: str
+    complete: bool = False
+    failed: bool = False
+    message: str = ""
+    ready: int = 0
+
+
+@dataclass
+class TrainingPlan:
+    apply: list[Obj] = field(default_factory=list)
+    delete: list[tuple[str, str]] = field(default_factory=list)  # (namespace, Job name)
+    statuses: dict[str, tuple[Obj, Outcome]] = field(default_factory=dict)  # key -> (status fields, outcome)
+
+
+@dataclass
+class _Tracked:
+    job: TrainingJob
+    tenant: Tenant
+    pool: NodePool
+    status: Obj
+    has_batch: bool = False  # the current attempt's Job exists
+
+
+def key_of(job: TrainingJob) -> str:
+    return f"{job.namespace}/{job.name}"
+
+
+def plan_training(
+    factory: AIFactory,
+    jobs: list[TrainingJob],
+    batch_jobs: dict[str, list[BatchJob]],
+    nodes: list[Node],
+    pods: list[PodOnNode],
+    datasets: dict[str, Dataset],
+    *,
+    now: datetime,
+    config: TrainingConfig,
+) -> TrainingPlan:
+    """Every TrainingJob of the factory, one step further; `batch_jobs` and `datasets` are keyed by
+    namespace/name of the TrainingJob and of the Dataset."""
+    plan = TrainingPlan()
+    tenants = {ns: t for t in factory.spec.tenants for ns in t.namespaces}
+    pools = {p.name: p for p in factory.spec.node_pools}
+    queued: list[_Tracked] = []
+    placed: list[_Tracked] = []
+    for job in jobs:
+        status = dict(job.status.to_wire()) if job.status else {}
+        status.pop("conditions", None)
+        status.pop("observedGeneration", None)
+        tenant, pool = tenants.get(job.namespace or ""), pools.get(job.spec.pool)
+        if problems := find_problems(factory, job, tenant, pool, datasets):
+            plan.statuses[key_of(job)] = (
+                {**status, "phase": status.get("phase") or "Queued", "reason": problems[0].message},
+                Outcome.stalled("Refused", "; ".join(str(p) for p in problems)),
+            )
+            continue
+        assert tenant is not None and pool is not None
+        tracked = _Tracked(job, tenant, pool, status)
+        _advance(tracked, batch_jobs.get(key_of(job), []), plan, now, config, nodes, datasets)
+        if tracked.status.get("phase") == "Queued":
+            queued.append(tracked)
+        elif tracked.status.get("placement"):
+            placed.append(tracked)
+        else:
+            plan.statuses[key_of(job)] = (tracked.status, _outcome(tracked.status))
+    _admit_queue(factory, queued, placed, nodes, pods, plan, now, config)
+    for tracked in placed:
+        _materialise(factory, tracked, plan)
+        plan.statuses[key_of(tracked.job)] = (tracked.status, _outcome(tracked.status))
+    return plan
+
+
+def find_problems(
+    factory: AIFactory,
+    job: TrainingJob,
+    tenant: Tenant | None,
+    pool: NodePool | None,
+    datasets: dict[str, Dataset],
+) -> list[Violation]:
+    """Reasons the job can never run here: unknown pool, too big, data outside or above clearance."""
+    if tenant is None:
+        return [
+            Violation(
+                "tenancy", "metadata.namespace", f"'{job.namespace}' is not a tenant namespace of the factory"
+            )
+        ]
+    if pool is None:
+        names = [p.name for p in factory.spec.node_pools]
+        return [
+            Violation("pool", "spec.pool", f"the factory has no pool '{job.spec.pool}'; use one of {names}")
+        ]
+    problems = []
+    if job.spec.gpus_per_node > pool.gpus_per_node:
+        problems.append(
+            Violation(
+                "capacity",
+                "spec.gpusPerNode",
+                f"{job.spec.gpus_per_node} exceeds the {pool.gpus_per_node} GPUs of a '{pool.name}' node",
+            )
+        )
+    if job.spec.nodes > pool.nodes:
+        problems.append(
+            Violation(
+                "capacity",
+                "spec.nodes",
+                f"{job.spec.nodes} exceeds the {pool.nodes} nodes of pool '{pool.name}'",
+            )
+        )
+    levels = factory.spec.sovereignty.classification_levels
+    if pool.classification:
+        problems += check_clearance(pool.classification, tenant.clearance, levels, "spec.pool")
+    mounted = [(f"spec.datasets[{i}].name", m.name) for i, m in enumerate(job.spec.datasets)]
+    if job.spec.checkpoint:
+        mounted.append(("spec.checkpoint.dataset", job.spec.checkpoint.dataset))
+    for path, name in mounted:
+        dataset = datasets.get(f"{job.namespace}/{name}")
+        if dataset is None:
+            problems.append(Violation("dataset", path, f"no Dataset '{name}' in namespace {job.namespace}"))
+            continue
+        problems += check_dataset_jurisdiction(
+            dataset.spec.jurisdiction, factory.spec.sovereignty.jurisdiction, path
+        )
+        problems += check_clearance(dataset.spec.classification, tenant.clearance, levels, path)
+        if pool.classification:
+            problems += check_clearance(dataset.spec.classification, pool.classification, levels, path)
+    quota = sum(q.gpus for q in tenant.gpu_quota if q.product == pool.gpu_product)
+    if quota < job.spec.nodes * job.spec.gpus_per_node:
+        problems.append(
+            Violation(
+                "quota",
+                "spec.nodes",
+                f"the job needs {job.spec.nodes * job.spec.gpus_per_node} {pool.gpu_product} GPUs"
+                f" but tenant '{tenant.name}' may hold {quota}",
+            )
+        )
+    return problems
+
+
+def _advance(
+    tracked: _Tracked,
+    observed: list[BatchJob],
+    plan: TrainingPlan,
+    now: datetime,
+    config: TrainingConfig,
+    nodes: list[Node],
+    datasets: dict[str, Dataset],
+) -> None:
+    """Moves one job along: suspend, resume, finish, restart, or stay."""
+    job, status = tracked.job, tracked.status
+    phase = status.get("phase")
+    attempt = int(status.get("attempt", 0))
+    current = job_name(job, attempt)
+    stale = [b for b in observed if b.name != current]
+    plan.delete.extend((job.namespace or "", b.name) for b in stale if phase not in FINISHED)
+    batch = next((b for b in observed if b.name == current), None)
+    tracked.has_batch = batch is not None
+    if phase in FINISHED:
+        return
+    if job.spec.suspend:
+        if batch:
+            plan.delete.append((job.namespace or "", batch.name))
+        status.update(
+            phase="Suspended",
+            placement=None,
+            reason="suspended; resuming requeues the job",
+            queuePosition=None,
+        )
+        return
+    if phase in (None, "Suspended") or (phase == "Queued" and not status.get("placement")):
+        status.update(phase="Queued", placement=None)
+        return
+    if not status.get("placement"):
+        status.update(phase="Queued")
+        return
+    if batch and batch.complete:
+        status.update(phase="Succeeded", placement=None, reason=None, completionTime=_stamp(now))
+    elif batch and batch.failed:
+        _restart_or_fail(tracked, batch, plan, now, config)
+    elif batch and batch.ready >= job.spec.nodes:
+        status.update(phase="Running", reason=None)
+        status.setdefault("startTime", _stamp(now))
+        status["residency"] = _residency(job, status["placement"]["nodes"], nodes, datasets)
+    else:
+        status.update(phase="Admitted")
+
+
+def _restart_or_fail(
+    tracked: _Tracked, batch: BatchJob, plan: TrainingPlan, now: datetime, config: TrainingConfig
+) -> None:
+    """A failed attempt: a disruption restarts for free; an application failure spends a restart."""
+    job, status = tracked.job, tracked.status
+    plan.delete.append((job.namespace or "", batch.name))
+    attempt = int(status.get("attempt", 0))
+    if "DisruptionTarget" in batch.message:
+        status.update(
+            phase="Queued",
+            placement=None,
+            attempt=attempt + 1,
+            disruptions=int(status.get("disruptions", 0)) + 1,
+            reason=f"restarting after a disruption: {batch.message}",
+        )
+    elif int(status.get("restarts", 0)) < job.spec.max_restarts:
+        restarts = int(status.get("restarts", 0)) + 1
+        delay = min(config.backoff_seconds * 2 ** (restarts - 1), config.backoff_max_seconds)
+        status.update(
+            phase="Queued",
+            placement=None,
+            attempt=attempt + 1,
+            restarts=restarts,
+            retryAfter=_stamp(now + timedelta(seconds=delay)),
+            reason=f"restart {restarts} of {job.spec.max_restarts} from the last checkpoint"
+            f" after: {batch.message}",
+        )
+    else:
+        status.update(
+            phase="Failed",
+            placement=None,
+            completionTime=_stamp(now),
+            reason=f"failed after {job.spec.max_restarts} restarts: {batch.message}",
+        )
+
+
+def _admit_queue(
+    factory: AIFactory,
+    queued: list[_Tracked],
+    placed: list[_Tracked],
+    nodes: list[Node],
+    pods: list[PodOnNode],
+    plan: TrainingPlan,
+    now: datetime,
+    config: TrainingConfig,
+) -> None:
+    ready = [
+        n
+        for n in nodes
+        if is_node_ready(n)
+        and n["metadata"].get("labels", {}).get(LABEL_POOL)
+        and n["metadata"]["labels"].get(LABEL_FACTORY) == factory.name
+    ]
+    free = {n["metadata"]["name"]: allocatable_gpus(n) for n in ready}
+    for pod in pods:
+        if not pod.training_job and pod.node in free:
+            free[pod.node] -= pod.gpus
+    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
+    for tracked in placed:
+        for name in tracked.status["placement"]["nodes"]:
+            if name in free:
+                free[name] -= tracked.job.spec.gpus_per_node
+        product = (tracked.tenant.name, tracked.pool.gpu_product)
+        quota[product] = quota.get(product, 0) - tracked.job.spec.nodes * tracked.job.spec.gpus_per_node
+    slots = [
+        NodeSlot(
+            n["metadata"]["name"],
+            n["metadata"]["labels"][LABEL_POOL],
+            free[n["metadata"]["name"]],
+            {
+                level: n["metadata"]["labels"].get(label, n["metadata"]["name"])
+                for level, label in LEVEL_LABELS.items()
+            },
+        )
+        for n in ready
+    ]
+    backing_off = [t for t in queued if (_parse(t.status.get("retryAfter")) or now) > now]
+    requests = [_request(t) for t in queued if t not in backing_off]
+    decision = admit(requests, slots, quota, now=now, starvation_seconds=config.starvation_seconds)
+    for tracked in queued:
+        key = key_of(tracked.job)
+        if grant := decision.admitted.get(key):
+            _place(tracked, grant, now)
+            placed.append(tracked)
+            continue
+        if tracked in backing_off:
+            tracked.status.update(queuePosition=None)
+        else:
+            tracked.status.update(queuePosition=decision.positions.get(key), reason=decision.waiting.get(key))
+        plan.statuses[key] = (tracked.status, _outcome(tracked.status))
+
+
+def _place(tracked: _Tracked, grant: Grant, now: datetime) -> None:
+    tracked.status.update(
+        phase="Admitted",
+        placement={"pool": tracked.pool.name, "nodes": grant.nodes, "domains": grant.domains},
+        admittedTime=_stamp(now),
+        queuePosition=None,
+        reason=None,
+        retryAfter=None,
+    )
+
+
+def _materialise(factory: AIFactory, tracked: _Tracked, plan: TrainingPlan) -> None:
+    job, status = tracked.job, tracked.status
+    if status.get("phase") not in ("Admitted", "Running") or tracked.has_batch:
+        return
+    attempt = int(status.get("attempt", 0))
+    plan.apply.append(construct_service(job))
+    plan.apply.append(construct_job(job, tracked.pool, factory.name, status["placement"]["nodes"], attempt))
+
+
+def _request(tracked: _Tracked) -> Request:
+    job = tracked.job
+    since = _parse(tracked.status.get("retryAfter")) or _parse(job.metadata.get("creationTimestamp"))
+    return Request(
+        key=key_of(job),
+        tenant=tracked.tenant.name,
+        pool=tracked.pool.name,
+        product=tracked.pool.gpu_product,
+        nodes=job.spec.nodes,
+        gpus_per_node=job.spec.gpus_per_node,
+        priority=job.spec.priority,
+        created=str(job.metadata.get("creationTimestamp", "")),
+        waiting_since=since,
+        topology_mode=job.spec.topology.mode,
+        topology_level=job.spec.topology.level,
+    )
+
+
+def _residency(job: TrainingJob, placed: list[str], nodes: list[Node], datasets: dict[str, Dataset]) -> Obj:
+    by_name = {n["metadata"]["name"]: n["metadata"].get("labels", {}) for n in nodes}
+    names = [m.name for m in job.spec.datasets] + (
+        [job.spec.checkpoint.dataset] if job.spec.checkpoint else []
+    )
+    return {
+        "nodes": [
+            {
+                "name": n,
+                "region": by_name.get(n, {}).get(LABEL_REGION, ""),
+                "jurisdiction": by_name.get(n, {}).get(LABEL_JURISDICTION, ""),
+            }
+            for n in placed
+        ],
+        "datasets": [
+            {"name": d.name, "jurisdiction": d.spec.jurisdiction, "digest": d.spec.digest or ""}
+            for name in names
+            if (d := datasets.get(f"{job.namespace}/{name}"))
+        ],
+    }
+
+
+def _outcome(status: Obj) -> Outcome:
+    phase = status.get("phase")
+    if phase in ("Running", "Succeeded"):
+        return Outcome.ready(phase, "all workers are running" if phase == "Running" else "the job completed")
+    if phase == "Failed":
+        return Outcome.stalled("Failed", str(status.get("reason", "")))
+    if phase == "Suspended":
+        return Outcome.ready("Suspended", str(status.get("reason", "")))
+    return Outcome.progressing(str(phase), str(status.get("reason") or f"the job is {phase}"))
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(stamp: Any) -> datetime | None:
+    if not stamp:
+        return None
+    return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

@@ -1,0 +1,211 @@
+"""The objects an admitted TrainingJob becomes: a headless Service and an indexed batch Job."""
+
+from typing import Any
+
+from ..api.v1alpha1.aifactory import NodePool
+from ..api.v1alpha1.trainingjob import TrainingJob
+from ..constants import (
+    CHECKPOINT_MOUNT,
+    GPU_RESOURCE,
+    LABEL_ATTEMPT,
+    LABEL_FACTORY,
+    LABEL_POOL,
+    LABEL_TRAININGJOB,
+    RENDEZVOUS_PORT,
+    SIMULATION_PREFIX,
+)
+from .ownership import construct_owner_reference, managed_labels
+
+Obj = dict[str, Any]
+# Pods on a node that stops answering are evicted after this long (the default is 300 s), so a
+# lost node turns into a gang restart quickly.
+UNREACHABLE_TOLERATION_SECONDS = 30
+
+
+def job_name(job: TrainingJob, attempt: int) -> str:
+    return f"{job.name}-{attempt}"
+
+
+def construct_service(job: TrainingJob) -> Obj:
+    """Headless Service giving each worker a stable DNS name; worker 0 is the rendezvous master."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": job.name,
+            "namespace": job.namespace,
+            "labels": managed_labels(**{LABEL_TRAININGJOB: job.name}),
+            "ownerReferences": [construct_owner_reference(job)],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": {LABEL_TRAININGJOB: job.name},
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def construct_job(job: TrainingJob, pool: NodePool, factory_name: str, nodes: list[str], attempt: int) -> Obj:
+    """An indexed Job, one pod per reserved node, that fails whole on the first worker failure so
+    that the gang restarts together; the failure policy tells disruptions from application errors."""
+    name = job_name(job, attempt)
+    labels = {LABEL_TRAININGJOB: job.name, LABEL_ATTEMPT: str(attempt)}
+    annotations = {
+        k: v for k, v in (job.metadata.get("annotations") or {}).items() if k.startswith(SIMULATION_PREFIX)
+    }
+    annotations[LABEL_ATTEMPT] = str(attempt)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": job.namespace,
+            "labels": managed_labels(**labels),
+            "ownerReferences": [construct_owner_reference(job)],
+        },
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": job.spec.nodes,
+            "parallelism": job.spec.nodes,
+            "backoffLimit": 0,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                    {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": managed_labels(**labels), "annotations": annotations},
+                "spec": construct_pod_spec(job, pool, factory_name, nodes, attempt, name),
+            },
+        },
+    }
+
+
+def construct_pod_spec(
+    job: TrainingJob,
+    pool: NodePool,
+    factory_name: str,
+    nodes: list[str],
+    attempt: int,
+    name: str,
+) -> Obj:
+    mounts, volumes = _volumes(job)
+    return {
+        "restartPolicy": "Never",
+        "subdomain": job.name,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": {LABEL_FACTORY: factory_name, LABEL_POOL: pool.name},
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": sorted(nodes)}]}
+                    ]
+                }
+            },
+            # One worker per node, so the per-node reservation made at admission holds exactly.
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {
+                            "matchLabels": {LABEL_TRAININGJOB: job.name, LABEL_ATTEMPT: str(attempt)}
+                        },
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            },
+        },
+        "tolerations": [
+            *({"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints),
+            *(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": UNREACHABLE_TOLERATION_SECONDS,
+                }
+                for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+            ),
+        ],
+        "containers": [
+            {
+                "name": "trainer",
+                "image": job.spec.image,
+                **({"command": job.spec.command} if job.spec.command else {}),
+                **({"args": job.spec.args} if job.spec.args else {}),
+                "env": construct_env(job, attempt, name),
+                "ports": [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}],
+                "resources": {
+                    "requests": {GPU_RESOURCE: str(job.spec.gpus_per_node)},
+                    "limits": {GPU_RESOURCE: str(job.spec.gpus_per_node)},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "runAsNonRoot": True,
+                },
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+
+
+def construct_env(job: TrainingJob, attempt: int, name: str) -> list[Obj]:
+    """torchrun's rendezvous: master = worker 0 through the headless Service; rank = completion index."""
+    spec = job.spec
+    env: list[Obj] = [
+        {"name": "MASTER_ADDR", "value": f"{name}-0.{job.name}.{job.namespace}.svc"},
+        {"name": "MASTER_PORT", "value": str(RENDEZVOUS_PORT)},
+        {"name": "NNODES", "value": str(spec.nodes)},
+        {"name": "NPROC_PER_NODE", "value": str(spec.gpus_per_node)},
+        {"name": "WORLD_SIZE", "value": str(spec.nodes * spec.gpus_per_node)},
+        {
+            "name": "NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+            },
+        },
+        {"name": "TRAINING_ATTEMPT", "value": str(attempt)},
+    ]
+    if spec.checkpoint:
+        directory = CHECKPOINT_MOUNT + (spec.checkpoint.path or "")
+        env.append({"name": "CHECKPOINT_DIR", "value": directory})
+        if attempt > 0:
+            env.append({"name": "RESUME_FROM", "value": f"{directory}/latest"})
+    return env
+
+
+def _volumes(job: TrainingJob) -> tuple[list[Obj], list[Obj]]:
+    mounts: list[Obj] = []
+    volumes: list[Obj] = []
+    for mount in job.spec.datasets:
+        volume = f"data-{mount.name}"
+        mounts.append({"name": volume, "mountPath": mount.mount_path, "readOnly": True})
+        volumes.append(
+            {
+                "name": volume,
+                "persistentVolumeClaim": {"claimName": f"dataset-{mount.name}", "readOnly": True},
+            }
+        )
+    if job.spec.checkpoint:
+        mounts.append({"name": "checkpoint", "mountPath": CHECKPOINT_MOUNT})
+        volumes.append(
+            {
+                "name": "checkpoint",
+                "persistentVolumeClaim": {"claimName": f"dataset-{job.spec.checkpoint.dataset}"},
+            }
+        )
+    return mounts, volumes
