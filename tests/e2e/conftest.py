@@ -98,6 +98,8 @@ def is_established(kube: Kube, name: str) -> bool:
 def operator(crds: list[str], kubeconfig: Path, layout: Layout) -> Iterator[OperatorProcess]:
     """The operator, run through the same `aifactory run` entry point as the container image."""
     os.environ.setdefault("AIFACTORY_RESYNC_SECONDS", "5")
+    os.environ.setdefault("AIFACTORY_RESTART_BACKOFF_SECONDS", "1")
+    os.environ.setdefault("AIFACTORY_TRAINING_TICK_SECONDS", "0.5")
     process = OperatorProcess(kubeconfig, layout.logs / "operator-e2e.log")
     process.start()
     yield process

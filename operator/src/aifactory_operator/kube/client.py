@@ -89,7 +89,10 @@ class Kube:
         """Deletes one object; False when it was already gone (deleting twice is not an error)."""
         WRITES.labels(kind=kind, verb="delete").inc()
         try:
-            self.resource(api_version, kind).delete(name=name, namespace=namespace)
+            # Background propagation: dependents go too (batch Jobs would otherwise orphan their pods).
+            self.resource(api_version, kind).delete(
+                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+            )
         except ApiException as error:
             if error.status == 404:
                 return False

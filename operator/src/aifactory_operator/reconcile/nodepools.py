@@ -118,7 +118,11 @@ def desired_kwok_nodes(factory: AIFactory) -> list[Node]:
 
 def plan_nodes(factory: AIFactory, observed: list[Node], pods: list[PodOnNode]) -> NodeChanges:
     """Kwok nodes to create, surplus ones to cordon, drain and delete; static nodes to adopt or release."""
-    desired = desired_kwok_nodes(factory)
+    observed_by_name = {n["metadata"]["name"]: n for n in observed}
+    desired = [
+        _keep_foreign_taints(n, observed_by_name.get(n["metadata"]["name"]))
+        for n in desired_kwok_nodes(factory)
+    ]
     wanted = {n["metadata"]["name"] for n in desired}
     ours = [n for n in observed if n["metadata"].get("labels", {}).get(LABEL_FACTORY) == factory.name]
     apply, delete, draining = list(desired), [], defaultdict(list)
@@ -137,6 +141,25 @@ def plan_nodes(factory: AIFactory, observed: list[Node], pods: list[PodOnNode]) 
             delete.append(name)
     patch = _static_patches(factory, observed)
     return NodeChanges(apply=apply, patch=patch, delete=sorted(delete), draining=dict(draining))
+
+
+def _keep_foreign_taints(node: Node, observed: Node | None) -> Node:
+    """Taints someone else put on a simulated node (a health checker, an admin) stay; ours are
+    recorded in an annotation so that a taint dropped from the pool spec is removed again."""
+    ours = node["spec"]["taints"]
+    ours_ids = {_taint_id(t) for t in ours}
+    node["metadata"]["annotations"][ANNOTATION_OWNED_TAINTS] = ",".join(sorted(ours_ids))
+    if observed is None:
+        return node
+    previously = _owned_taints(observed["metadata"].get("annotations") or {})
+    foreign = [
+        t
+        for t in all_taints(observed)
+        if _taint_id(t) not in ours_ids | previously
+        and not str(t.get("key", "")).startswith("node.kubernetes.io/")
+    ]
+    node["spec"]["taints"] = ours + [{k: v for k, v in t.items() if k != "timeAdded"} for t in foreign]
+    return node
 
 
 def nodes_with_workloads(pods: list[PodOnNode]) -> set[str]:

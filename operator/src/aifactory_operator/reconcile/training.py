@@ -21,7 +21,7 @@ from ..policy.locality import check_dataset_jurisdiction
 from ..policy.violations import Violation
 from .admission import Grant, NodeSlot, Request, admit
 from .conditions import Outcome
-from .nodepools import Node, PodOnNode, allocatable_gpus, is_node_ready
+from .nodepools import Node, PodOnNode, all_taints, allocatable_gpus, is_node_ready
 from .training_objects import construct_job, construct_service, job_name
 
 Obj = dict[str, Any]
@@ -272,12 +272,14 @@ def _admit_queue(
     now: datetime,
     config: TrainingConfig,
 ) -> None:
+    pools = {p.name: p for p in factory.spec.node_pools}
     ready = [
         n
         for n in nodes
         if is_node_ready(n)
-        and n["metadata"].get("labels", {}).get(LABEL_POOL)
         and n["metadata"]["labels"].get(LABEL_FACTORY) == factory.name
+        and (pool := pools.get(n["metadata"].get("labels", {}).get(LABEL_POOL, "")))
+        and not has_foreign_blocking_taint(n, pool)
     ]
     free = {n["metadata"]["name"]: allocatable_gpus(n) for n in ready}
     for pod in pods:
@@ -316,6 +318,16 @@ def _admit_queue(
         else:
             tracked.status.update(queuePosition=decision.positions.get(key), reason=decision.waiting.get(key))
         plan.statuses[key] = (tracked.status, _outcome(tracked.status))
+
+
+def has_foreign_blocking_taint(node: Node, pool: NodePool) -> bool:
+    """A NoSchedule/NoExecute taint the pool does not declare (a failed-GPU mark, a lost node):
+    workers would not tolerate it, so the node is not offered to admission."""
+    declared = {(t.key, t.effect) for t in pool.taints}
+    return any(
+        t.get("effect") in ("NoSchedule", "NoExecute") and (t.get("key"), t.get("effect")) not in declared
+        for t in all_taints(node)
+    )
 
 
 def _place(tracked: _Tracked, grant: Grant, now: datetime) -> None:

@@ -110,8 +110,10 @@ def construct_pod_spec(
         "affinity": {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
+                    # Terms are ORed; a node-name field selector takes one value per term.
                     "nodeSelectorTerms": [
-                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": sorted(nodes)}]}
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                        for node in sorted(nodes)
                     ]
                 }
             },
