@@ -1,0 +1,182 @@
+"""Time from creating N TrainingJobs to all their pods Running through the operator, against the
+same Jobs and Services created directly by one client (no admission), in the same run; plus the
+operator's API writes per TrainingJob.
+
+Usage: python bench/training_e2e.py [--jobs 200] [--nodes 100] [--json out.json]
+"""
+
+import argparse
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
+from aifactory_operator.constants import API_VERSION
+from aifactory_operator.crdgen import generate_crds
+from aifactory_operator.devcluster import up
+from aifactory_operator.devcluster.layout import default_layout, find_repo_root
+from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.launcher import OperatorProcess
+from aifactory_operator.reconcile.training_objects import construct_job, construct_service
+
+METRICS_PORT = 18091
+
+
+def factory_body(name: str, namespace: str, nodes: int) -> dict:
+    pool = {
+        "name": "h100",
+        "gpuProduct": "NVIDIA-H100-80GB-HBM3",
+        "gpusPerNode": 8,
+        "nodes": nodes,
+        "region": "de-fra",
+    }
+    tenant = {
+        "name": "bench",
+        "namespaces": [namespace],
+        "clearance": "internal",
+        "gpuQuota": [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": nodes * 8}],
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AIFactory",
+        "metadata": {"name": name},
+        "spec": {
+            "sovereignty": {"jurisdiction": "DE", "regions": ["de-fra"]},
+            "nodePools": [pool],
+            "tenants": [tenant],
+        },
+    }
+
+
+def training_body(name: str, namespace: str) -> dict:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingJob",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"sim.aifactory.dev/duration": "600s"},
+        },
+        "spec": {"image": "registry.factory.internal/t:1", "nodes": 1, "gpusPerNode": 4, "pool": "h100"},
+    }
+
+
+def running_pods(kube: Kube, namespace: str) -> int:
+    return sum(
+        p.get("status", {}).get("phase") == "Running" for p in kube.list("v1", "Pod", namespace=namespace)
+    )
+
+
+def wait_running(kube: Kube, namespace: str, count: int, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while running_pods(kube, namespace) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {count} running pods in {namespace}")
+        time.sleep(0.5)
+
+
+def operator_writes() -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aifactory_api_writes_total{")
+    )
+
+
+def run(jobs: int, nodes: int) -> dict:
+    repo = find_repo_root(Path.cwd())
+    layout = default_layout(repo)
+    up(repo, layout)
+    kube = Kube(load_config(str(layout.kubeconfig)))
+    for crd in generate_crds().values():
+        kube.apply(crd)
+    time.sleep(2)
+    kube.dynamic.resources.invalidate_cache()
+    stamp = int(time.time())
+    name, namespace, direct_ns = f"tbench-{stamp}", f"tbench-{stamp}", f"tdirect-{stamp}"
+    operator = OperatorProcess(
+        layout.kubeconfig, layout.logs / "operator-bench.log", verbose=False, metrics_port=METRICS_PORT
+    )
+    operator.start()
+    try:
+        kube.apply(factory_body(name, namespace, nodes))
+        deadline = time.monotonic() + 600
+        while not any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (kube.get(API_VERSION, "AIFactory", name) or {}).get("status", {}).get("conditions", [])
+        ):
+            if time.monotonic() > deadline:
+                raise SystemExit("factory not ready")
+            time.sleep(0.5)
+        factory = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
+        pool = factory.spec.node_pools[0]
+
+        # Baseline: the same Services and Jobs, created directly, placed by kube-scheduler alone.
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": direct_ns}})
+        time.sleep(2)
+        started = time.monotonic()
+        for i in range(jobs):
+            body = training_body(f"job-{i}", direct_ns)
+            body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+            model = TrainingJob.model_validate(body)
+            service, job = (
+                construct_service(model),
+                construct_job(
+                    model,
+                    pool,
+                    name,
+                    [
+                        n["metadata"]["name"]
+                        for n in kube.list("v1", "Node", label_selector=f"aifactory.dev/factory={name}")
+                    ],
+                    0,
+                ),
+            )
+            for obj in (service, job):
+                obj["metadata"].pop("ownerReferences")
+                kube.apply(obj)
+        wait_running(kube, direct_ns, jobs)
+        baseline_seconds = time.monotonic() - started
+        kube.delete("v1", "Namespace", direct_ns)
+        time.sleep(5)
+
+        writes_before = operator_writes()
+        started = time.monotonic()
+        for i in range(jobs):
+            kube.apply(training_body(f"job-{i}", namespace))
+        wait_running(kube, namespace, jobs)
+        operator_seconds = time.monotonic() - started
+        writes = operator_writes() - writes_before
+        rss = operator.peak_rss_kib()
+        kube.delete(API_VERSION, "AIFactory", name)
+    finally:
+        operator.stop()
+    return {
+        "jobs": jobs,
+        "nodes": nodes,
+        "operator_seconds_to_all_running": round(operator_seconds, 1),
+        "baseline_direct_jobs_seconds_to_all_running": round(baseline_seconds, 1),
+        "ratio_operator_to_baseline": round(operator_seconds / baseline_seconds, 2),
+        "operator_writes_per_trainingjob": round(writes / jobs, 2),
+        "operator_peak_rss_mib": round(rss / 1024, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = run(args.jobs, args.nodes)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
