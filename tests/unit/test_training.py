@@ -157,7 +157,7 @@ def test_suspend_deletes_the_attempt_and_releases_the_gpus():
 
 
 def test_jobs_that_can_never_run_here_are_refused_with_the_field():
-    status, outcome = plan([make_job(nodes=5)]).statuses["research/llm"]
+    _, outcome = plan([make_job(nodes=5)]).statuses["research/llm"]
     assert outcome.state == "stalled"
     assert "spec.nodes: 5 exceeds the 4 nodes of pool 'h100'" in outcome.message
     _, unknown = plan([make_job(pool="b200")]).statuses["research/llm"]

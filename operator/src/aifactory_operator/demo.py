@@ -39,7 +39,7 @@ def run_demo(*, once: bool) -> int:
         _wait_for_ready(kube, "sovereign-de")
         rest = sorted(p for p in (repo / "examples").glob("*.yaml") if p not in factory_files)
         _say("applied " + ", ".join(apply_manifests(kube, rest)))
-        time.sleep(3)
+        _wait_for_workloads(kube)
         print(describe_cluster(kube, "sovereign-de"))
         if not once:
             _say("the operator keeps reconciling; press Ctrl-C to stop")
@@ -73,6 +73,13 @@ def describe_cluster(kube: Kube, factory_name: str) -> str:
             f"  {node['metadata']['name']:<24} {_node_ready(node):<8} "
             f"gpus={node['status'].get('allocatable', {}).get('nvidia.com/gpu', 0)} "
             f"region={labels.get('topology.kubernetes.io/region')} rack={labels.get('aifactory.dev/rack')}"
+        )
+    for job in kube.list(API_VERSION, "TrainingJob"):
+        status = job.get("status", {})
+        placement = status.get("placement") or {}
+        lines.append(
+            f"TrainingJob {job['metadata']['namespace']}/{job['metadata']['name']}: phase={status.get('phase')}"
+            f" nodes={placement.get('nodes')} domains={placement.get('domains')}"
         )
     for kind in ("Dataset", "TrainingJob", "ModelEndpoint"):
         objects = kube.list(API_VERSION, kind)
@@ -127,6 +134,17 @@ def _poll(check: Any, what: str) -> None:
             return
         time.sleep(0.5)
     raise SystemExit(f"error: timed out after {READY_TIMEOUT_SECONDS}s waiting for {what}")
+
+
+def _wait_for_workloads(kube: Kube) -> None:
+    """Datasets bound and training running, or a minute passed: then the picture is worth printing."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        datasets_ready = all("Ready=True" in _ready(d) for d in kube.list(API_VERSION, "Dataset"))
+        phases = [j.get("status", {}).get("phase") for j in kube.list(API_VERSION, "TrainingJob")]
+        if datasets_ready and all(p in ("Running", "Succeeded") for p in phases):
+            return
+        time.sleep(1)
 
 
 def _wait_for_signal() -> None:
