@@ -77,8 +77,9 @@ def describe_cluster(kube: Kube, factory_name: str) -> str:
     for job in kube.list(API_VERSION, "TrainingJob"):
         status = job.get("status", {})
         placement = status.get("placement") or {}
+        ref = f"{job['metadata']['namespace']}/{job['metadata']['name']}"
         lines.append(
-            f"TrainingJob {job['metadata']['namespace']}/{job['metadata']['name']}: phase={status.get('phase')}"
+            f"TrainingJob {ref}: phase={status.get('phase')}"
             f" nodes={placement.get('nodes')} domains={placement.get('domains')}"
         )
     for kind in ("Dataset", "TrainingJob", "ModelEndpoint"):
