@@ -56,3 +56,7 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 SIMULATION_PREFIX = "sim.aifactory.dev/"
 RENDEZVOUS_PORT = 29500
 CHECKPOINT_MOUNT = "/checkpoints"
+
+LABEL_MODELENDPOINT = f"{GROUP}/modelendpoint"
+ANNOTATION_MODEL_DIGEST = f"{GROUP}/model-digest"
+MODEL_MOUNT = "/models"

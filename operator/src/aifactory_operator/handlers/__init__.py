@@ -1,5 +1,5 @@
 """kopf handlers: thin shells that parse, observe, plan, apply and report."""
 
-from . import aifactory, dataset, indexes, modelendpoint, settings, training, trainingjob
+from . import aifactory, dataset, indexes, settings, training, trainingjob
 
-__all__ = ["aifactory", "dataset", "indexes", "modelendpoint", "settings", "training", "trainingjob"]
+__all__ = ["aifactory", "dataset", "indexes", "settings", "training", "trainingjob"]

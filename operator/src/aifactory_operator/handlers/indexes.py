@@ -4,8 +4,16 @@ from typing import Any
 
 import kopf
 
-from ..constants import GPU_RESOURCE, GROUP, LABEL_TRAININGJOB, VERSION
+from ..constants import (
+    ANNOTATION_MODEL_DIGEST,
+    GPU_RESOURCE,
+    GROUP,
+    LABEL_MODELENDPOINT,
+    LABEL_TRAININGJOB,
+    VERSION,
+)
 from ..reconcile.nodepools import PodOnNode
+from ..reconcile.serving import DeploymentView
 from ..reconcile.training import BatchJob
 
 SYSTEM_TAINTS = "node.kubernetes.io/"
@@ -62,11 +70,37 @@ def pods_by_node(
         for c in spec.get("containers") or []
     )
     daemon = any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
-    owner = (meta.get("labels") or {}).get(LABEL_TRAININGJOB)
-    training = f"{namespace}/{owner}" if owner else ""
+    labels = meta.get("labels") or {}
+    training = f"{namespace}/{labels[LABEL_TRAININGJOB]}" if labels.get(LABEL_TRAININGJOB) else ""
+    endpoint = f"{namespace}/{labels[LABEL_MODELENDPOINT]}" if labels.get(LABEL_MODELENDPOINT) else ""
+    pod = PodOnNode(namespace, name, node, gpus, daemon=daemon, training_job=training, endpoint=endpoint)
+    return {node: pod}
+
+
+@kopf.index(GROUP, VERSION, "modelendpoints")
+def modelendpoints_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """Every ModelEndpoint, whole, by namespace: served from the same loop as training."""
+    return {namespace: dict(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels={LABEL_MODELENDPOINT: kopf.PRESENT})
+def deployments_by_endpoint(
+    namespace: str, labels: kopf.Labels, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[str, DeploymentView]:
+    """Our Deployments by the ModelEndpoint that owns them, with how their rollout is going."""
+    template = spec.get("template") or {}
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
     return {
-        node: PodOnNode(
-            namespace=namespace, name=name, node=node, gpus=gpus, daemon=daemon, training_job=training
+        f"{namespace}/{labels[LABEL_MODELENDPOINT]}": DeploymentView(
+            replicas=int(spec.get("replicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+            available=int(status.get("availableReplicas") or 0),
+            updated=int(status.get("updatedReplicas") or 0),
+            generation=int(body.metadata.get("generation") or 0),
+            observed_generation=int(status.get("observedGeneration") or 0),
+            version=str(annotations.get(ANNOTATION_MODEL_DIGEST, "")),
+            surge=rolling.get("maxSurge") == 1,
         )
     }
 

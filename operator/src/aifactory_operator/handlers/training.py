@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from ..api.v1alpha1 import AIFactory, Dataset, TrainingJob
+from ..api.v1alpha1 import AIFactory, Dataset, ModelEndpoint, TrainingJob
 from ..constants import API_VERSION, GROUP, VERSION
 from ..kube.client import Kube
 from ..metrics import RECONCILES
@@ -34,6 +34,8 @@ async def run_training(
     datasets_by_namespace: kopf.Index[str, dict[str, Any]],
     nodes_by_name: kopf.Index[str, Any],
     pods_by_node: kopf.Index[str, Any],
+    modelendpoints_by_namespace: kopf.Index[str, dict[str, Any]],
+    deployments_by_endpoint: kopf.Index[str, Any],
     **_: Any,
 ) -> None:
     """Admits and follows every TrainingJob of this factory, one decision at a time."""
@@ -55,6 +57,13 @@ async def run_training(
         }
         batch = snapshot_values(batch_jobs_by_trainingjob, [key_of(j) for j in jobs if j])
         valid = [j for j in jobs if j is not None]
+        endpoints = [
+            e
+            for items in snapshot_values(modelendpoints_by_namespace, namespaces).values()
+            for body_ in items
+            if (e := parse_endpoint(body_)) is not None
+        ]
+        deployments = {k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v}
         plan = plan_training(
             factory,
             valid,
@@ -64,13 +73,22 @@ async def run_training(
             datasets,
             now=datetime.now(UTC),
             config=CONFIG,
+            endpoints=endpoints,
+            deployments=deployments,
         )
         try:
-            await asyncio.to_thread(execute_training, kube(), plan, valid)
+            await asyncio.to_thread(execute_training, kube(), plan, valid, endpoints)
         except Exception as error:
             logger.warning(f"Training tick failed factory={factory.name}: {error}")
         RECONCILES.labels(kind="TrainingJob", outcome="tick").inc()
         await stopped.wait(TICK_SECONDS)
+
+
+def parse_endpoint(body: dict[str, Any]) -> ModelEndpoint | None:
+    try:
+        return parse_resource(ModelEndpoint, body)
+    except InvalidSpec:
+        return None
 
 
 def parse_job(body: dict[str, Any]) -> TrainingJob | None:
@@ -80,21 +98,26 @@ def parse_job(body: dict[str, Any]) -> TrainingJob | None:
         return None
 
 
-def execute_training(kube: Kube, plan: TrainingPlan, jobs: list[TrainingJob]) -> None:
+def execute_training(
+    kube: Kube, plan: TrainingPlan, jobs: list[TrainingJob], endpoints: list[ModelEndpoint]
+) -> None:
     """Deletes finished attempts, creates new ones, then writes each status that changed."""
     for namespace, name in plan.delete:
         kube.delete("batch/v1", "Job", name, namespace)
     for obj in plan.apply:
         kube.apply(obj)
-    by_key = {key_of(j): j for j in jobs}
+    owners: dict[str, TrainingJob | ModelEndpoint] = {key_of(j): j for j in jobs}
+    owners.update({f"me:{e.namespace}/{e.name}": e for e in endpoints})
     now = datetime.now(UTC)
     for key, (fields, outcome) in plan.statuses.items():
-        job = by_key[key]
-        if patch := status_patch(job, fields, outcome, now):
-            kube.patch_status(API_VERSION, "TrainingJob", job.name, job.namespace, patch)
+        owner = owners[key]
+        if patch := status_patch(owner, fields, outcome, now):
+            kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, patch)
 
 
-def status_patch(job: TrainingJob, fields: dict[str, Any], outcome: Outcome, now: datetime) -> dict[str, Any]:
+def status_patch(
+    job: TrainingJob | ModelEndpoint, fields: dict[str, Any], outcome: Outcome, now: datetime
+) -> dict[str, Any]:
     """The merge patch from the stored status to the wanted one; empty when nothing changed."""
     current = job.status.to_wire() if job.status else {}
     existing = list(current.get("conditions") or [])

@@ -1,26 +1,21 @@
-"""TrainingJob handlers: the factory's training loop owns admission and status; these only
+"""TrainingJob and ModelEndpoint handlers: the factory's loop owns admission and status; these only
 refuse what no loop will pick up (a spec that does not parse, a namespace of no factory)."""
 
 from typing import Any
 
 import kopf
 
-from ..api.v1alpha1 import TrainingJob
+from ..api.v1alpha1 import ModelEndpoint, Resource, TrainingJob
 from ..constants import GROUP, LABEL_FACTORY, VERSION
 from ..reconcile.conditions import Outcome
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from .runtime import kube, report
 
-PLURAL = TrainingJob.info.plural
 
-
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def check_trainingjob(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
+def check_workload(model: type[Resource], body: kopf.Body, patch: kopf.Patch, namespace: str) -> None:
     """Stalled when the spec does not parse or no factory governs the namespace."""
     try:
-        parse_resource(TrainingJob, dict(body))
+        parse_resource(model, dict(body))
     except InvalidSpec as invalid:
         report(patch, body, invalid.outcome)
         return
@@ -35,3 +30,17 @@ def check_trainingjob(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: A
                 " list it in spec.tenants[].namespaces of a factory",
             ),
         )
+
+
+@kopf.on.resume(GROUP, VERSION, TrainingJob.info.plural)
+@kopf.on.create(GROUP, VERSION, TrainingJob.info.plural)
+@kopf.on.update(GROUP, VERSION, TrainingJob.info.plural)
+def check_trainingjob(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
+    check_workload(TrainingJob, body, patch, namespace)
+
+
+@kopf.on.resume(GROUP, VERSION, ModelEndpoint.info.plural)
+@kopf.on.create(GROUP, VERSION, ModelEndpoint.info.plural)
+@kopf.on.update(GROUP, VERSION, ModelEndpoint.info.plural)
+def check_modelendpoint(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
+    check_workload(ModelEndpoint, body, patch, namespace)

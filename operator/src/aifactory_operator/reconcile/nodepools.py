@@ -37,6 +37,7 @@ class PodOnNode:
     gpus: int
     daemon: bool = False
     training_job: str = ""  # namespace/name of the TrainingJob that owns the pod, if any
+    endpoint: str = ""  # namespace/name of the ModelEndpoint that owns the pod, if any
 
 
 @dataclass(frozen=True)

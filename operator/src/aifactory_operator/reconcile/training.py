@@ -7,6 +7,7 @@ from typing import Any
 
 from ..api.v1alpha1.aifactory import AIFactory, NodePool, Tenant
 from ..api.v1alpha1.dataset import Dataset
+from ..api.v1alpha1.modelendpoint import ModelEndpoint
 from ..api.v1alpha1.trainingjob import TrainingJob
 from ..constants import (
     LABEL_FACTORY,
@@ -22,6 +23,7 @@ from ..policy.violations import Violation
 from .admission import Grant, NodeSlot, Request, admit
 from .conditions import Outcome
 from .nodepools import Node, PodOnNode, all_taints, allocatable_gpus, is_node_ready
+from .serving import DeploymentView, Endpoint, endpoint_request, find_endpoint_problems, finish_endpoint
 from .training_objects import construct_job, construct_service, job_name
 
 Obj = dict[str, Any]
@@ -77,9 +79,11 @@ def plan_training(
     *,
     now: datetime,
     config: TrainingConfig,
+    endpoints: list[ModelEndpoint] | None = None,
+    deployments: dict[str, DeploymentView] | None = None,
 ) -> TrainingPlan:
-    """Every TrainingJob of the factory, one step further; `batch_jobs` and `datasets` are keyed by
-    namespace/name of the TrainingJob and of the Dataset."""
+    """Every TrainingJob and ModelEndpoint of the factory, one step further, in one GPU accounting;
+    `batch_jobs`, `datasets` and `deployments` are keyed by namespace/name of their owner."""
     plan = TrainingPlan()
     tenants = {ns: t for t in factory.spec.tenants for ns in t.namespaces}
     pools = {p.name: p for p in factory.spec.node_pools}
@@ -105,7 +109,8 @@ def plan_training(
             placed.append(tracked)
         else:
             plan.statuses[key_of(job)] = (tracked.status, _outcome(tracked.status))
-    _admit_queue(factory, queued, placed, nodes, pods, plan, now, config)
+    serving = _endpoints(factory, endpoints or [], deployments or {}, datasets, tenants, pools, plan)
+    _admit_queue(factory, queued, placed, nodes, pods, plan, now, config, serving)
     for tracked in placed:
         _materialise(factory, tracked, plan)
         plan.statuses[key_of(tracked.job)] = (tracked.status, _outcome(tracked.status))
@@ -271,6 +276,7 @@ def _admit_queue(
     plan: TrainingPlan,
     now: datetime,
     config: TrainingConfig,
+    serving: list[Endpoint],
 ) -> None:
     pools = {p.name: p for p in factory.spec.node_pools}
     ready = [
@@ -304,9 +310,30 @@ def _admit_queue(
         )
         for n in ready
     ]
+    for item in serving:
+        if item.admitted:
+            quota[(item.tenant.name, item.pool.gpu_product)] = (
+                quota.get((item.tenant.name, item.pool.gpu_product), 0) - item.gpus
+            )
+            bound = sum(1 for p in pods if p.endpoint == f"{item.endpoint.namespace}/{item.endpoint.name}")
+            _hold(
+                free,
+                [s for s in slots if s.pool == item.pool.name],
+                item.replicas - bound,
+                item.endpoint.spec.gpus_per_replica,
+            )
     backing_off = [t for t in queued if (_parse(t.status.get("retryAfter")) or now) > now]
     requests = [_request(t) for t in queued if t not in backing_off]
+    requests += [endpoint_request(i) for i in serving if not i.admitted]
     decision = admit(requests, slots, quota, now=now, starvation_seconds=config.starvation_seconds)
+    sizes = {r.key: r for r in requests}
+    for key, given in decision.admitted.items():
+        for name in given.nodes:
+            free[name] -= sizes[key].gpus_per_node
+        granted = (sizes[key].tenant, sizes[key].product)
+        quota[granted] = quota.get(granted, 0) - sizes[key].gpus
+    for item in serving:
+        _settle_endpoint(factory, item, decision, free, slots, quota, plan)
     for tracked in queued:
         key = key_of(tracked.job)
         if grant := decision.admitted.get(key):
@@ -318,6 +345,72 @@ def _admit_queue(
         else:
             tracked.status.update(queuePosition=decision.positions.get(key), reason=decision.waiting.get(key))
         plan.statuses[key] = (tracked.status, _outcome(tracked.status))
+
+
+def _endpoints(
+    factory: AIFactory,
+    endpoints: list[ModelEndpoint],
+    deployments: dict[str, DeploymentView],
+    datasets: dict[str, Dataset],
+    tenants: dict[str, Tenant],
+    pools: dict[str, NodePool],
+    plan: TrainingPlan,
+) -> list[Endpoint]:
+    """Endpoints that may take part in the accounting; refused ones get their Stalled status here."""
+    items = []
+    for endpoint in endpoints:
+        status = dict(endpoint.status.to_wire()) if endpoint.status else {}
+        status.pop("conditions", None)
+        status.pop("observedGeneration", None)
+        key = f"{endpoint.namespace}/{endpoint.name}"
+        tenant, pool = tenants.get(endpoint.namespace or ""), pools.get(endpoint.spec.pool)
+        model = datasets.get(f"{endpoint.namespace}/{endpoint.spec.model}")
+        if problems := find_endpoint_problems(factory, endpoint, tenant, pool, model):
+            status.update(reason=problems[0].message)
+            plan.statuses[f"me:{key}"] = (
+                status,
+                Outcome.stalled("Refused", "; ".join(str(p) for p in problems)),
+            )
+            continue
+        assert tenant is not None and pool is not None and model is not None
+        items.append(Endpoint(endpoint, tenant, pool, model, status, deployments.get(key)))
+    return items
+
+
+def _settle_endpoint(
+    factory: AIFactory,
+    item: Endpoint,
+    decision: Any,
+    free: dict[str, int],
+    slots: list[NodeSlot],
+    quota: dict[tuple[str, str], int],
+    plan: TrainingPlan,
+) -> None:
+    """Admitted (now or before): children and status; still waiting: Stalled with the reason."""
+    per_replica = max(item.endpoint.spec.gpus_per_replica, 1)
+    if not item.admitted and item.key not in decision.admitted:
+        reason = decision.waiting.get(item.key, "waiting for capacity")
+        item.status.update(reason=f"cannot reserve replicas.min: {reason}", reservedGpus=0)
+        plan.statuses[item.key] = (
+            item.status,
+            Outcome.stalled("InsufficientCapacity", item.status["reason"]),
+        )
+        return
+    room = sum(max(free[s.name], 0) // per_replica for s in slots if s.pool == item.pool.name)
+    quota_left = max(quota.get((item.tenant.name, item.pool.gpu_product), 0), 0)
+    finish_endpoint(item, factory.name, room, quota_left)
+    plan.apply.extend(item.apply)
+    assert item.outcome is not None
+    plan.statuses[item.key] = (item.status, item.outcome)
+
+
+def _hold(free: dict[str, int], slots: list[NodeSlot], replicas: int, gpus: int) -> None:
+    """Keeps GPUs for replicas an endpoint is owed but whose pods are not bound yet (best fit)."""
+    for _ in range(max(replicas, 0)):
+        fitting = sorted((s for s in slots if free[s.name] >= gpus), key=lambda s: (free[s.name], s.name))
+        if not fitting:
+            return
+        free[fitting[0].name] -= gpus
 
 
 def has_foreign_blocking_taint(node: Node, pool: NodePool) -> bool:

@@ -83,6 +83,14 @@ class ModelEndpointStatus(ResourceStatus):
     """In-cluster URL: http://<service>.<namespace>.svc:<port>."""
     served_digest: Digest | None = None
     """Digest of the model the ready replicas serve."""
+    rolling_out_digest: Digest | None = None
+    """Digest of the model being rolled out, while a rollout runs."""
+    reserved_gpus: Annotated[int, Field(ge=0)] = 0
+    """GPUs held in the factory's accounting: replicas.min (or more while scaled up) x gpusPerReplica."""
+    max_replicas_allowed: Annotated[int, Field(ge=0)] = 0
+    """Replicas the autoscaler may reach now, within free capacity and quota (<= replicas.max)."""
+    reason: Annotated[str, Field(max_length=1024)] | None = None
+    """Why the endpoint waits, or why scaling is held back."""
 
 
 class ModelEndpoint(Resource):
@@ -97,6 +105,7 @@ class ModelEndpoint(Resource):
             {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
             {"name": "Pool", "type": "string", "jsonPath": ".spec.pool"},
             {"name": "Ready-Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
             {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
             *ready_columns(),
         ],

@@ -1,6 +1,0 @@
-"""ModelEndpoint handlers."""
-
-from ..api.v1alpha1 import ModelEndpoint
-from .acceptance import register
-
-register(ModelEndpoint)

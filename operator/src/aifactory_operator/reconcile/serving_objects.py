@@ -1,0 +1,188 @@
+"""The objects a ModelEndpoint becomes: Deployment, Service, HPA, PDB and NetworkPolicy."""
+
+from typing import Any
+
+from ..api.v1alpha1.aifactory import NodePool
+from ..api.v1alpha1.dataset import Dataset
+from ..api.v1alpha1.modelendpoint import ModelEndpoint
+from ..constants import (
+    ANNOTATION_MODEL_DIGEST,
+    GPU_RESOURCE,
+    LABEL_FACTORY,
+    LABEL_MODELENDPOINT,
+    LABEL_POOL,
+    MODEL_MOUNT,
+)
+from .ownership import construct_owner_reference, managed_labels
+
+Obj = dict[str, Any]
+
+
+def _meta(endpoint: ModelEndpoint, name: str | None = None) -> Obj:
+    return {
+        "name": name or endpoint.name,
+        "namespace": endpoint.namespace,
+        "labels": managed_labels(**{LABEL_MODELENDPOINT: endpoint.name}),
+        "ownerReferences": [construct_owner_reference(endpoint)],
+    }
+
+
+def model_version(model: Dataset) -> str:
+    """What identifies the served model: its digest, else the dataset's uid and generation."""
+    return model.spec.digest or f"{model.metadata.get('uid', '')}/{model.generation}"
+
+
+def construct_deployment(
+    endpoint: ModelEndpoint, pool: NodePool, factory_name: str, model: Dataset, replicas: int, surge: bool
+) -> Obj:
+    """Replicas of the runtime on the pool, the model mounted read-only; a new model or runtime rolls
+    the pods without going below replicas.min ready (surge when a GPU is free, else one at a time)."""
+    spec = endpoint.spec
+    selector = {LABEL_MODELENDPOINT: endpoint.name}
+    model_path = f"{MODEL_MOUNT}/{model.name}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(endpoint),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}
+                if surge
+                else {"maxSurge": 0, "maxUnavailable": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": managed_labels(**selector),
+                    "annotations": {ANNOTATION_MODEL_DIGEST: model_version(model)},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "runAsGroup": 1000,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "nodeSelector": {LABEL_FACTORY: factory_name, LABEL_POOL: pool.name},
+                    "tolerations": [
+                        {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+                        for t in pool.taints
+                    ],
+                    "containers": [
+                        {
+                            "name": "runtime",
+                            "image": spec.runtime.image,
+                            **({"args": spec.runtime.args} if spec.runtime.args else {}),
+                            "env": [{"name": "MODEL_PATH", "value": model_path}],
+                            "ports": [
+                                {"name": "http", "containerPort": spec.runtime.port, "protocol": "TCP"}
+                            ],
+                            "readinessProbe": {"tcpSocket": {"port": spec.runtime.port}, "periodSeconds": 5},
+                            "resources": {
+                                "requests": {GPU_RESOURCE: str(spec.gpus_per_replica)},
+                                "limits": {GPU_RESOURCE: str(spec.gpus_per_replica)},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "runAsNonRoot": True,
+                            },
+                            "volumeMounts": [{"name": "model", "mountPath": model_path, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "model",
+                            "persistentVolumeClaim": {"claimName": f"dataset-{model.name}", "readOnly": True},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def construct_service(endpoint: ModelEndpoint) -> Obj:
+    port = endpoint.spec.runtime.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(endpoint),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {LABEL_MODELENDPOINT: endpoint.name},
+            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def construct_autoscaler(endpoint: ModelEndpoint, max_replicas: int) -> Obj:
+    """autoscaling/v2 on CPU utilisation or a per-pod metric; the ceiling is what capacity allows."""
+    spec = endpoint.spec
+    if spec.autoscaling.metric == "cpu":
+        metric = {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": spec.autoscaling.target},
+            },
+        }
+    else:
+        metric = {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "inflight_requests"},
+                "target": {"type": "AverageValue", "averageValue": str(spec.autoscaling.target)},
+            },
+        }
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(endpoint),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": endpoint.name},
+            "minReplicas": spec.replicas.min,
+            "maxReplicas": max(max_replicas, spec.replicas.min),
+            "metrics": [metric],
+        },
+    }
+
+
+def construct_disruption_budget(endpoint: ModelEndpoint) -> Obj | None:
+    """Voluntary disruptions (drains) never take the endpoint below replicas.min; only with 2+ replicas."""
+    if endpoint.spec.replicas.min < 2:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(endpoint),
+        "spec": {
+            "minAvailable": endpoint.spec.replicas.min,
+            "selector": {"matchLabels": {LABEL_MODELENDPOINT: endpoint.name}},
+        },
+    }
+
+
+def construct_client_policy(endpoint: ModelEndpoint) -> Obj:
+    """Clients only from the endpoint's own namespace and allowedClientNamespaces, on its port."""
+    sources: list[Obj] = [{"podSelector": {}}]
+    sources += [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+        for ns in endpoint.spec.allowed_client_namespaces
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(endpoint, f"{endpoint.name}-clients"),
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_MODELENDPOINT: endpoint.name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": sources, "ports": [{"protocol": "TCP", "port": endpoint.spec.runtime.port}]}
+            ],
+        },
+    }
