@@ -142,20 +142,21 @@ def finish_endpoint(item: Endpoint, factory_name: str, room: int, quota_left: in
     surge = room >= 1 or replicas == spec.replicas.min
     version = model_version(item.model)
     deployment = item.deployment
-    stale = (
-        deployment is None
-        or int(item.status.get("observedGeneration") or 0) != item.endpoint.generation
-        or deployment.replicas != replicas
-        or deployment.surge != surge
-        or deployment.version != version
-        or int(item.status.get("maxReplicasAllowed", 0)) != allowed
-    )
-    if stale:
+    observed_generation = item.endpoint.status.observed_generation if item.endpoint.status else None
+    new_spec = deployment is None or observed_generation != item.endpoint.generation
+    # Each child is written only when what it is made from changed: capacity moving the autoscaler's
+    # ceiling rewrites the HPA alone, never the Deployment (which would roll the pods).
+    shape = (deployment.replicas, deployment.surge, deployment.version) if deployment else None
+    if new_spec or shape != (replicas, surge, version):
+        item.apply.append(
+            construct_deployment(item.endpoint, item.pool, factory_name, item.model, replicas, surge)
+        )
+    if new_spec or int(item.status.get("maxReplicasAllowed", 0)) != allowed:
+        item.apply.append(construct_autoscaler(item.endpoint, allowed))
+    if new_spec:
         budget = construct_disruption_budget(item.endpoint)
-        item.apply = [
-            construct_deployment(item.endpoint, item.pool, factory_name, item.model, replicas, surge),
+        item.apply += [
             construct_service(item.endpoint),
-            construct_autoscaler(item.endpoint, allowed),
             construct_client_policy(item.endpoint),
             *([budget] if budget else []),
         ]

@@ -1,0 +1,209 @@
+"""Time from applying N ModelEndpoints to all Ready through the operator, against the same
+Deployments and Services created directly by one client, in the same run; plus API writes per
+endpoint.
+
+Usage: python bench/serving_e2e.py [--endpoints 50] [--json out.json]
+"""
+
+import argparse
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from aifactory_operator.api.v1alpha1 import AIFactory, Dataset, ModelEndpoint
+from aifactory_operator.constants import API_VERSION
+from aifactory_operator.crdgen import generate_crds
+from aifactory_operator.devcluster import up
+from aifactory_operator.devcluster.layout import default_layout, find_repo_root
+from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.launcher import OperatorProcess
+from aifactory_operator.reconcile.serving_objects import construct_deployment, construct_service
+
+METRICS_PORT = 18092
+
+
+def factory_body(name: str, namespace: str, nodes: int) -> dict:
+    pool = {"name": "l40s", "gpuProduct": "NVIDIA-L40S", "gpusPerNode": 4, "nodes": nodes, "region": "de-ber"}
+    tenant = {
+        "name": "serve",
+        "namespaces": [namespace],
+        "clearance": "internal",
+        "gpuQuota": [{"product": "NVIDIA-L40S", "gpus": nodes * 4}],
+    }
+    storage = [
+        {
+            "name": "models",
+            "static": {"nfsServer": "nfs", "path": "/m"},
+            "region": "de-ber",
+            "capacity": "10Ti",
+        }
+    ]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AIFactory",
+        "metadata": {"name": name},
+        "spec": {
+            "sovereignty": {"jurisdiction": "DE", "regions": ["de-ber"]},
+            "nodePools": [pool],
+            "tenants": [tenant],
+            "storage": storage,
+        },
+    }
+
+
+def endpoint_body(name: str, namespace: str) -> dict:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelEndpoint",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": "weights",
+            "runtime": {"image": "registry.factory.internal/vllm:0.6"},
+            "gpusPerReplica": 1,
+            "replicas": {"min": 1, "max": 2},
+            "pool": "l40s",
+        },
+    }
+
+
+def ready(obj: dict) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", [])
+    )
+
+
+def wait(check, what: str, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def operator_writes() -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aifactory_api_writes_total{")
+    )
+
+
+def run(count: int) -> dict:
+    repo = find_repo_root(Path.cwd())
+    layout = default_layout(repo)
+    up(repo, layout)
+    kube = Kube(load_config(str(layout.kubeconfig)))
+    for crd in generate_crds().values():
+        kube.apply(crd)
+    time.sleep(2)
+    kube.dynamic.resources.invalidate_cache()
+    stamp = int(time.time())
+    name, namespace, direct = f"sbench-{stamp}", f"sbench-{stamp}", f"sdirect-{stamp}"
+    nodes = max(count // 2, 4)
+    operator = OperatorProcess(
+        layout.kubeconfig, layout.logs / "operator-bench.log", verbose=False, metrics_port=METRICS_PORT
+    )
+    operator.start()
+    try:
+        kube.apply(factory_body(name, namespace, nodes))
+        wait(lambda: ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory")
+        dataset = {
+            "apiVersion": API_VERSION,
+            "kind": "Dataset",
+            "metadata": {"name": "weights", "namespace": namespace},
+            "spec": {
+                "purpose": "model",
+                "storage": {"name": "models", "path": "/w"},
+                "jurisdiction": "DE",
+                "classification": "internal",
+            },
+        }
+        kube.apply(dataset)
+        wait(lambda: ready(kube.get(API_VERSION, "Dataset", "weights", namespace) or {}), "the model dataset")
+
+        # Baseline: the same Deployments and Services, created directly.
+        factory = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
+        model = Dataset.model_validate(kube.get(API_VERSION, "Dataset", "weights", namespace))
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": direct}})
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "dataset-weights", "namespace": direct},
+                "spec": {
+                    "accessModes": ["ReadOnlyMany"],
+                    "storageClassName": "",
+                    "resources": {"requests": {"storage": "1Gi"}},
+                    "volumeName": "",
+                },
+            }
+        )
+        time.sleep(2)
+        started = time.monotonic()
+        for i in range(count):
+            body = endpoint_body(f"ep-{i}", direct)
+            body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+            endpoint = ModelEndpoint.model_validate(body)
+            deployment = construct_deployment(endpoint, factory.spec.node_pools[0], name, model, 1, True)
+            # The direct baseline mounts nothing: its claim could not bind in another namespace.
+            deployment["spec"]["template"]["spec"]["volumes"] = []
+            deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = []
+            for obj in (deployment, construct_service(endpoint)):
+                obj["metadata"].pop("ownerReferences")
+                kube.apply(obj)
+        wait(
+            lambda: (
+                sum(
+                    int(d.get("status", {}).get("readyReplicas") or 0) >= 1
+                    for d in kube.list("apps/v1", "Deployment", namespace=direct)
+                )
+                >= count
+            ),
+            "the direct deployments",
+        )
+        baseline = time.monotonic() - started
+        kube.delete("v1", "Namespace", direct)
+
+        writes_before = operator_writes()
+        started = time.monotonic()
+        for i in range(count):
+            kube.apply(endpoint_body(f"ep-{i}", namespace))
+        wait(
+            lambda: (
+                sum(ready(e) for e in kube.list(API_VERSION, "ModelEndpoint", namespace=namespace)) >= count
+            ),
+            "the endpoints",
+        )
+        seconds = time.monotonic() - started
+        writes = operator_writes() - writes_before
+        rss = operator.peak_rss_kib()
+        kube.delete(API_VERSION, "AIFactory", name)
+    finally:
+        operator.stop()
+    return {
+        "endpoints": count,
+        "operator_seconds_to_all_ready": round(seconds, 1),
+        "baseline_direct_deployments_seconds": round(baseline, 1),
+        "ratio_operator_to_baseline": round(seconds / baseline, 2),
+        "operator_writes_per_endpoint": round(writes / count, 2),
+        "operator_peak_rss_mib": round(rss / 1024, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--endpoints", type=int, default=50)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = run(args.endpoints)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
