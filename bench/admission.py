@@ -5,12 +5,13 @@ Usage: python bench/admission.py [--jobs 1000] [--nodes 500] [--json out.json]
 """
 
 import argparse
-import json
 import random
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from common import report
 
 from aifactory_operator.reconcile.admission import NodeSlot, Request, admit
 
@@ -89,11 +90,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.jobs, args.nodes)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return report(run(args.jobs, args.nodes), args.json)
 
 
 if __name__ == "__main__":

@@ -5,19 +5,17 @@ Usage: python bench/factory_scale.py [--nodes 1000] [--json out.json]
 """
 
 import argparse
-import json
 import re
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from common import operator_writes, report, start_cluster
+
 from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
-from aifactory_operator.crdgen import generate_crds
-from aifactory_operator.devcluster import up
-from aifactory_operator.devcluster.layout import default_layout, find_repo_root
-from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.nodepools import desired_kwok_nodes, is_node_ready
 
@@ -65,16 +63,6 @@ def node_writes(layout) -> int:
     return total
 
 
-def operator_writes() -> float:
-    """All API writes the operator made, from its own Prometheus counter."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("aifactory_api_writes_total{")
-    )
-
-
 def wait_ready_nodes(kube: Kube, selector: str, count: int, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,14 +74,7 @@ def wait_ready_nodes(kube: Kube, selector: str, count: int, timeout: float = 900
 
 
 def run(nodes: int) -> dict:
-    repo = find_repo_root(Path.cwd())
-    layout = default_layout(repo)
-    up(repo, layout)
-    kube = Kube(load_config(str(layout.kubeconfig)))
-    for crd in generate_crds().values():
-        kube.apply(crd)
-    time.sleep(2)
-    kube.dynamic.resources.invalidate_cache()
+    layout, kube = start_cluster()
 
     # Baseline: the same nodes, created directly by one client with the same server-side apply.
     baseline_name = f"baseline-{int(time.time())}"
@@ -131,7 +112,7 @@ def run(nodes: int) -> dict:
             time.sleep(0.5)
         operator_seconds = time.monotonic() - started
         writes = node_writes(layout) - writes_before
-        own_writes = operator_writes()
+        own_writes = operator_writes(METRICS_PORT)
         rss = operator.peak_rss_kib()
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
@@ -153,11 +134,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.nodes)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return report(run(args.nodes), args.json)
 
 
 if __name__ == "__main__":

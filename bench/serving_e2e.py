@@ -6,18 +6,14 @@ Usage: python bench/serving_e2e.py [--endpoints 50] [--json out.json]
 """
 
 import argparse
-import json
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from common import is_ready, operator_writes, report, start_cluster, wait
 
 from aifactory_operator.api.v1alpha1 import AIFactory, Dataset, ModelEndpoint
 from aifactory_operator.constants import API_VERSION
-from aifactory_operator.crdgen import generate_crds
-from aifactory_operator.devcluster import up
-from aifactory_operator.devcluster.layout import default_layout, find_repo_root
-from aifactory_operator.kube.client import Kube, load_config
 from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.serving_objects import construct_deployment, construct_service
 
@@ -68,38 +64,8 @@ def endpoint_body(name: str, namespace: str) -> dict:
     }
 
 
-def ready(obj: dict) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True" for c in obj.get("status", {}).get("conditions", [])
-    )
-
-
-def wait(check, what: str, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
-def operator_writes() -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("aifactory_api_writes_total{")
-    )
-
-
 def run(count: int) -> dict:
-    repo = find_repo_root(Path.cwd())
-    layout = default_layout(repo)
-    up(repo, layout)
-    kube = Kube(load_config(str(layout.kubeconfig)))
-    for crd in generate_crds().values():
-        kube.apply(crd)
-    time.sleep(2)
-    kube.dynamic.resources.invalidate_cache()
+    layout, kube = start_cluster()
     stamp = int(time.time())
     name, namespace, direct = f"sbench-{stamp}", f"sbench-{stamp}", f"sdirect-{stamp}"
     nodes = max(count // 2, 4)
@@ -109,7 +75,7 @@ def run(count: int) -> dict:
     operator.start()
     try:
         kube.apply(factory_body(name, namespace, nodes))
-        wait(lambda: ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory")
+        wait(lambda: is_ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory")
         dataset = {
             "apiVersion": API_VERSION,
             "kind": "Dataset",
@@ -122,7 +88,10 @@ def run(count: int) -> dict:
             },
         }
         kube.apply(dataset)
-        wait(lambda: ready(kube.get(API_VERSION, "Dataset", "weights", namespace) or {}), "the model dataset")
+        wait(
+            lambda: is_ready(kube.get(API_VERSION, "Dataset", "weights", namespace) or {}),
+            "the model dataset",
+        )
 
         # Baseline: the same Deployments and Services, created directly.
         factory = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
@@ -167,18 +136,19 @@ def run(count: int) -> dict:
         baseline = time.monotonic() - started
         kube.delete("v1", "Namespace", direct)
 
-        writes_before = operator_writes()
+        writes_before = operator_writes(METRICS_PORT)
         started = time.monotonic()
         for i in range(count):
             kube.apply(endpoint_body(f"ep-{i}", namespace))
         wait(
             lambda: (
-                sum(ready(e) for e in kube.list(API_VERSION, "ModelEndpoint", namespace=namespace)) >= count
+                sum(is_ready(e) for e in kube.list(API_VERSION, "ModelEndpoint", namespace=namespace))
+                >= count
             ),
             "the endpoints",
         )
         seconds = time.monotonic() - started
-        writes = operator_writes() - writes_before
+        writes = operator_writes(METRICS_PORT) - writes_before
         rss = operator.peak_rss_kib()
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
@@ -198,11 +168,7 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=50)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.endpoints)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return report(run(args.endpoints), args.json)
 
 
 if __name__ == "__main__":

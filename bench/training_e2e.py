@@ -6,18 +6,15 @@ Usage: python bench/training_e2e.py [--jobs 200] [--nodes 100] [--json out.json]
 """
 
 import argparse
-import json
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from common import operator_writes, report, start_cluster
 
 from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
 from aifactory_operator.constants import API_VERSION
-from aifactory_operator.crdgen import generate_crds
-from aifactory_operator.devcluster import up
-from aifactory_operator.devcluster.layout import default_layout, find_repo_root
-from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.training_objects import construct_job, construct_service
 
@@ -77,24 +74,8 @@ def wait_running(kube: Kube, namespace: str, count: int, timeout: float = 900) -
         time.sleep(0.5)
 
 
-def operator_writes() -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("aifactory_api_writes_total{")
-    )
-
-
 def run(jobs: int, nodes: int) -> dict:
-    repo = find_repo_root(Path.cwd())
-    layout = default_layout(repo)
-    up(repo, layout)
-    kube = Kube(load_config(str(layout.kubeconfig)))
-    for crd in generate_crds().values():
-        kube.apply(crd)
-    time.sleep(2)
-    kube.dynamic.resources.invalidate_cache()
+    layout, kube = start_cluster()
     stamp = int(time.time())
     name, namespace, direct_ns = f"tbench-{stamp}", f"tbench-{stamp}", f"tdirect-{stamp}"
     operator = OperatorProcess(
@@ -143,13 +124,13 @@ def run(jobs: int, nodes: int) -> dict:
         kube.delete("v1", "Namespace", direct_ns)
         time.sleep(5)
 
-        writes_before = operator_writes()
+        writes_before = operator_writes(METRICS_PORT)
         started = time.monotonic()
         for i in range(jobs):
             kube.apply(training_body(f"job-{i}", namespace))
         wait_running(kube, namespace, jobs)
         operator_seconds = time.monotonic() - started
-        writes = operator_writes() - writes_before
+        writes = operator_writes(METRICS_PORT) - writes_before
         rss = operator.peak_rss_kib()
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
@@ -171,11 +152,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.jobs, args.nodes)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return report(run(args.jobs, args.nodes), args.json)
 
 
 if __name__ == "__main__":

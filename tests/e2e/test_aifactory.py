@@ -1,38 +1,10 @@
 """An AIFactory on the real control plane: simulated GPU nodes, status, scheduling, cleanup."""
 
 import pytest
+from factories import make_factory
 
 from aifactory_operator.constants import API_VERSION, GPU_RESOURCE, LABEL_FACTORY, LABEL_POOL
 from conftest import condition, unique, wait_for
-
-
-def make_factory(name: str, *, h100_nodes: int = 2, l40s_nodes: int = 1, tenants: list | None = None) -> dict:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AIFactory",
-        "metadata": {"name": name},
-        "spec": {
-            "sovereignty": {"jurisdiction": "DE", "regions": ["de-fra", "de-ber"]},
-            "nodePools": [
-                {
-                    "name": "h100",
-                    "gpuProduct": "NVIDIA-H100-80GB-HBM3",
-                    "gpusPerNode": 8,
-                    "nodes": h100_nodes,
-                    "region": "de-fra",
-                    "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
-                },
-                {
-                    "name": "l40s",
-                    "gpuProduct": "NVIDIA-L40S",
-                    "gpusPerNode": 4,
-                    "nodes": l40s_nodes,
-                    "region": "de-ber",
-                },
-            ],
-            "tenants": tenants or [],
-        },
-    }
 
 
 def factory_nodes(kube, name: str) -> list[dict]:

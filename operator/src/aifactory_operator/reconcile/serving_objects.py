@@ -14,6 +14,7 @@ from ..constants import (
     MODEL_MOUNT,
 )
 from .ownership import construct_owner_reference, managed_labels
+from .podsecurity import restricted_container_security, restricted_pod_security
 
 Obj = dict[str, Any]
 
@@ -61,12 +62,7 @@ def construct_deployment(
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 1000,
-                        "runAsGroup": 1000,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": restricted_pod_security(),
                     "nodeSelector": {LABEL_FACTORY: factory_name, LABEL_POOL: pool.name},
                     "tolerations": [
                         {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
@@ -86,11 +82,7 @@ def construct_deployment(
                                 "requests": {GPU_RESOURCE: str(spec.gpus_per_replica)},
                                 "limits": {GPU_RESOURCE: str(spec.gpus_per_replica)},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "runAsNonRoot": True,
-                            },
+                            "securityContext": restricted_container_security(),
                             "volumeMounts": [{"name": "model", "mountPath": model_path, "readOnly": True}],
                         }
                     ],

@@ -15,6 +15,7 @@ from ..constants import (
     SIMULATION_PREFIX,
 )
 from .ownership import construct_owner_reference, managed_labels
+from .podsecurity import restricted_container_security, restricted_pod_security
 
 Obj = dict[str, Any]
 # Pods on a node that stops answering are evicted after this long (the default is 300 s), so a
@@ -100,12 +101,7 @@ def construct_pod_spec(
         "subdomain": job.name,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod_security(),
         "nodeSelector": {LABEL_FACTORY: factory_name, LABEL_POOL: pool.name},
         "affinity": {
             "nodeAffinity": {
@@ -153,11 +149,7 @@ def construct_pod_spec(
                     "requests": {GPU_RESOURCE: str(job.spec.gpus_per_node)},
                     "limits": {GPU_RESOURCE: str(job.spec.gpus_per_node)},
                 },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                    "runAsNonRoot": True,
-                },
+                "securityContext": restricted_container_security(),
                 "volumeMounts": mounts,
             }
         ],
