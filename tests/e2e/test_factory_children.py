@@ -280,7 +280,7 @@ def test_a_crash_mid_creation_ends_like_a_clean_run(kube, kubectl, operator):
     tenants = [make_tenant(f"t{i}", unique(f"crash{i}")) for i in range(3)]
     crashed, clean = unique("aif"), unique("aif")
     operator_was = operator
-    kube.apply(make_factory(crashed, h100_nodes=30, l40s_nodes=10, tenants=tenants))
+    kube.apply(make_factory(crashed, h100_nodes=120, l40s_nodes=40, tenants=tenants))
     wait_for(
         lambda: kube.list("v1", "Node", label_selector=f"{LABEL_FACTORY}={crashed}"),
         "the first node",
@@ -294,8 +294,8 @@ def test_a_crash_mid_creation_ends_like_a_clean_run(kube, kubectl, operator):
         kube.apply(
             make_factory(
                 clean,
-                h100_nodes=30,
-                l40s_nodes=10,
+                h100_nodes=120,
+                l40s_nodes=40,
                 tenants=[{**t, "namespaces": [f"{n}-c" for n in t["namespaces"]]} for t in tenants],
             )
         )
@@ -316,9 +316,9 @@ def test_a_crash_mid_creation_ends_like_a_clean_run(kube, kubectl, operator):
             ]
             return sorted(objects)
 
-        assert partial < 40, "the crash came after creation finished; nothing was interrupted"
+        assert partial < 160, "the crash came after creation finished; nothing was interrupted"
         assert shape(crashed) == shape(clean)
-        assert len([k for k, _ in shape(crashed) if k == "Node"]) == 40
+        assert len([k for k, _ in shape(crashed) if k == "Node"]) == 160
     finally:
         for name in (crashed, clean):
             kube.delete(API_VERSION, "AIFactory", name)
