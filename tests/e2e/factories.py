@@ -103,3 +103,28 @@ def make_existing_node(name: str, labels: dict[str, str], taints: list | None = 
         "spec": {"taints": taints or []},
         "status": {"capacity": resources, "allocatable": resources},
     }
+
+
+def make_dataset(
+    namespace: str,
+    name: str,
+    *,
+    purpose: str = "training-data",
+    storage: str = "nfs",
+    path: str = "",
+    jurisdiction: str = "DE",
+    **spec: Any,
+) -> dict:
+    """A Dataset in a tenant namespace, classified internal unless told otherwise."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Dataset",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "purpose": purpose,
+            "storage": {"name": storage, "path": path or f"/{name}"},
+            "jurisdiction": jurisdiction,
+            "classification": "internal",
+            **spec,
+        },
+    }

@@ -2,7 +2,7 @@
 jurisdiction, adopted nodes, drains, and deletion that never loses data."""
 
 import pytest
-from factories import make_existing_node, make_factory, make_restricted_pod, make_tenant
+from factories import make_dataset, make_existing_node, make_factory, make_restricted_pod, make_tenant
 
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY, LABEL_JURISDICTION, LABEL_POOL
 from aifactory_operator.kube.client import Kube
@@ -329,18 +329,7 @@ def test_deleting_a_factory_keeps_namespaces_with_data_and_removes_the_rest(kube
     tenants = [make_tenant("data", with_data), make_tenant("nodata", empty)]
     kube.apply(make_factory(name, tenants=tenants, storage=STATIC_STORAGE))
     wait_ready(kubectl, name)
-    dataset = {
-        "apiVersion": API_VERSION,
-        "kind": "Dataset",
-        "metadata": {"name": "weights", "namespace": with_data},
-        "spec": {
-            "purpose": "model",
-            "storage": {"name": "nfs", "path": "/w"},
-            "jurisdiction": "DE",
-            "classification": "internal",
-        },
-    }
-    kube.apply(dataset)
+    kube.apply(make_dataset(with_data, "weights", purpose="model", path="/w"))
     kubectl("wait", "--for=condition=Ready", "dataset/weights", "-n", with_data, "--timeout=60s")
     kube.delete(API_VERSION, "AIFactory", name)
     try:
@@ -379,18 +368,7 @@ def test_removing_a_tenant_that_holds_data_keeps_its_namespace_and_says_so(kube,
     name, namespace = unique("aif"), unique("keep")
     kube.apply(make_factory(name, tenants=[make_tenant("data", namespace)], storage=STATIC_STORAGE))
     wait_ready(kubectl, name)
-    dataset = {
-        "apiVersion": API_VERSION,
-        "kind": "Dataset",
-        "metadata": {"name": "weights", "namespace": namespace},
-        "spec": {
-            "purpose": "model",
-            "storage": {"name": "nfs", "path": "/w"},
-            "jurisdiction": "DE",
-            "classification": "internal",
-        },
-    }
-    kube.apply(dataset)
+    kube.apply(make_dataset(namespace, "weights", purpose="model", path="/w"))
     kubectl("wait", "--for=condition=Ready", "dataset/weights", "-n", namespace, "--timeout=60s")
     try:
         kube.apply(make_factory(name, tenants=[], storage=STATIC_STORAGE))
