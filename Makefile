@@ -59,3 +59,4 @@ bench: install cluster-binaries
 	$(PY) bench/factory_scale.py --nodes 1000 --json bench/factory_scale.json
 	$(PY) bench/training_e2e.py --jobs 200 --nodes 100 --json bench/training_e2e.json
 	$(PY) bench/serving_e2e.py --endpoints 50 --json bench/serving_e2e.json
+	$(PY) bench/webhook_latency.py --admissions 1000 --json bench/webhook_latency.json

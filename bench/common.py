@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from aifactory_operator.constants import API_VERSION
 from aifactory_operator.crdgen import generate_crds
 from aifactory_operator.devcluster import up
 from aifactory_operator.devcluster.layout import Layout, default_layout, find_repo_root
@@ -55,3 +56,41 @@ def report(result: dict[str, Any], json_path: Path | None) -> int:
     if json_path:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def factory_body(
+    name: str,
+    region: str,
+    *,
+    pools: list[dict[str, Any]] | None = None,
+    tenants: list[dict[str, Any]] | None = None,
+    storage: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An air-gapped factory in one German region that admits images from the factory registry."""
+    sovereignty = {
+        "jurisdiction": "DE",
+        "regions": [region],
+        "allowedRegistries": ["registry.factory.internal"],
+    }
+    spec: dict[str, Any] = {"sovereignty": sovereignty, "nodePools": pools or []}
+    if tenants:
+        spec["tenants"] = tenants
+    if storage:
+        spec["storage"] = storage
+    return {"apiVersion": API_VERSION, "kind": "AIFactory", "metadata": {"name": name}, "spec": spec}
+
+
+def dataset_body(name: str, namespace: str, storage: str, purpose: str = "training-data") -> dict[str, Any]:
+    """A German, internal Dataset on one of the factory's storage entries."""
+    spec = {
+        "purpose": purpose,
+        "storage": {"name": storage, "path": f"/{name}"},
+        "jurisdiction": "DE",
+        "classification": "internal",
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Dataset",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import operator_writes, report, start_cluster
+from common import factory_body, operator_writes, report, start_cluster
 
 from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
@@ -23,7 +23,7 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
 METRICS_PORT = 18090
 
 
-def factory_body(name: str, nodes: int) -> dict:
+def scale_factory(name: str, nodes: int) -> dict:
     pool = {
         "name": "h100",
         "gpuProduct": "NVIDIA-H100-80GB-HBM3",
@@ -32,12 +32,7 @@ def factory_body(name: str, nodes: int) -> dict:
         "region": "de-fra",
         "topology": {"nodesPerNvlinkDomain": 8, "nvlinkDomainsPerRack": 4},
     }
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AIFactory",
-        "metadata": {"name": name},
-        "spec": {"sovereignty": {"jurisdiction": "DE", "regions": ["de-fra"]}, "nodePools": [pool]},
-    }
+    return factory_body(name, "de-fra", pools=[pool])
 
 
 def node_writes(layout) -> int:
@@ -78,7 +73,7 @@ def run(nodes: int) -> dict:
 
     # Baseline: the same nodes, created directly by one client with the same server-side apply.
     baseline_name = f"baseline-{int(time.time())}"
-    body = factory_body(baseline_name, nodes)
+    body = scale_factory(baseline_name, nodes)
     body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
     model = AIFactory.model_validate(body)
     baseline_writes_before = node_writes(layout)
@@ -101,7 +96,7 @@ def run(nodes: int) -> dict:
         name = f"scale-{int(time.time())}"
         writes_before = node_writes(layout)
         started = time.monotonic()
-        kube.apply(factory_body(name, nodes))
+        kube.apply(scale_factory(name, nodes))
         while True:
             factory = kube.get(API_VERSION, "AIFactory", name) or {}
             conditions = factory.get("status", {}).get("conditions", [])

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import is_ready, operator_writes, report, start_cluster, wait
+from common import dataset_body, factory_body, is_ready, operator_writes, report, start_cluster, wait
 
 from aifactory_operator.api.v1alpha1 import AIFactory, Dataset, ModelEndpoint
 from aifactory_operator.constants import API_VERSION
@@ -20,7 +20,7 @@ from aifactory_operator.reconcile.serving_objects import construct_deployment, c
 METRICS_PORT = 18092
 
 
-def factory_body(name: str, namespace: str, nodes: int) -> dict:
+def serving_factory(name: str, namespace: str, nodes: int) -> dict:
     pool = {"name": "l40s", "gpuProduct": "NVIDIA-L40S", "gpusPerNode": 4, "nodes": nodes, "region": "de-ber"}
     tenant = {
         "name": "serve",
@@ -36,17 +36,7 @@ def factory_body(name: str, namespace: str, nodes: int) -> dict:
             "capacity": "10Ti",
         }
     ]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AIFactory",
-        "metadata": {"name": name},
-        "spec": {
-            "sovereignty": {"jurisdiction": "DE", "regions": ["de-ber"]},
-            "nodePools": [pool],
-            "tenants": [tenant],
-            "storage": storage,
-        },
-    }
+    return factory_body(name, "de-ber", pools=[pool], tenants=[tenant], storage=storage)
 
 
 def endpoint_body(name: str, namespace: str) -> dict:
@@ -74,19 +64,9 @@ def run(count: int) -> dict:
     )
     operator.start()
     try:
-        kube.apply(factory_body(name, namespace, nodes))
+        kube.apply(serving_factory(name, namespace, nodes))
         wait(lambda: is_ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory")
-        dataset = {
-            "apiVersion": API_VERSION,
-            "kind": "Dataset",
-            "metadata": {"name": "weights", "namespace": namespace},
-            "spec": {
-                "purpose": "model",
-                "storage": {"name": "models", "path": "/w"},
-                "jurisdiction": "DE",
-                "classification": "internal",
-            },
-        }
+        dataset = dataset_body("weights", namespace, "models", purpose="model")
         kube.apply(dataset)
         wait(
             lambda: is_ready(kube.get(API_VERSION, "Dataset", "weights", namespace) or {}),

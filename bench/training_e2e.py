@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import is_ready, operator_writes, report, start_cluster, wait
+from common import factory_body, is_ready, operator_writes, report, start_cluster, wait
 
 from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
 from aifactory_operator.constants import API_VERSION
@@ -21,7 +21,7 @@ from aifactory_operator.reconcile.training_objects import construct_job, constru
 METRICS_PORT = 18091
 
 
-def factory_body(name: str, namespace: str, nodes: int) -> dict:
+def training_factory(name: str, namespace: str, nodes: int) -> dict:
     pool = {
         "name": "h100",
         "gpuProduct": "NVIDIA-H100-80GB-HBM3",
@@ -35,16 +35,7 @@ def factory_body(name: str, namespace: str, nodes: int) -> dict:
         "clearance": "internal",
         "gpuQuota": [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": nodes * 8}],
     }
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AIFactory",
-        "metadata": {"name": name},
-        "spec": {
-            "sovereignty": {"jurisdiction": "DE", "regions": ["de-fra"]},
-            "nodePools": [pool],
-            "tenants": [tenant],
-        },
-    }
+    return factory_body(name, "de-fra", pools=[pool], tenants=[tenant])
 
 
 def training_body(name: str, namespace: str) -> dict:
@@ -79,7 +70,7 @@ def run(jobs: int, nodes: int) -> dict:
     )
     operator.start()
     try:
-        kube.apply(factory_body(name, namespace, nodes))
+        kube.apply(training_factory(name, namespace, nodes))
         wait(lambda: is_ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory")
         factory = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
         pool = factory.spec.node_pools[0]

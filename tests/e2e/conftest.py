@@ -127,12 +127,12 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     return None
 
 
-def create_refusal(kube: Kube, body: dict[str, Any]) -> str:
+def create_refusal(kube: Kube, body: dict[str, Any], status: int = 422) -> str:
     """Creates `body`, expecting the API server to refuse it; returns the refusal message."""
     resource = kube.resource(body["apiVersion"], body["kind"])
     try:
         resource.create(body=body, namespace=body["metadata"].get("namespace"))
     except ApiException as error:
-        assert error.status == 422, error.body
+        assert error.status == status, error.body
         return str(error.body)
     pytest.fail(f"the API server accepted {body['kind']} {body['metadata']['name']}")

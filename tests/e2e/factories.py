@@ -40,6 +40,7 @@ def make_factory(
                 "jurisdiction": "DE",
                 "regions": ["de-fra", "de-ber"],
                 "allowedEgress": ["10.20.0.0/16"],
+                "allowedRegistries": ["registry.factory.internal"],
             },
             "nodePools": default_pools if pools is None else pools,
             "tenants": tenants or [],

@@ -7,7 +7,7 @@ from factories import make_dataset, make_existing_node, make_factory, make_restr
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY, LABEL_JURISDICTION, LABEL_POOL
 from aifactory_operator.kube.client import Kube
 from aifactory_operator.metrics import WRITES
-from conftest import condition, unique, wait_for
+from conftest import condition, create_refusal, unique, wait_for
 
 STATIC_STORAGE = [
     {
@@ -151,8 +151,10 @@ def test_dataset_pods_are_scheduled_only_inside_the_jurisdiction(kube, kubectl, 
         kube.delete("v1", "Node", foreign)
 
 
-def test_a_dataset_of_a_foreign_jurisdiction_is_stalled(kube, kubectl, tenant_factory):
-    _, namespace = tenant_factory
+def test_a_foreign_dataset_is_refused_at_the_door_and_stalled_if_it_predates_the_tenancy(
+    kube, kubectl, tenant_factory
+):
+    factory, namespace = tenant_factory
     dataset = {
         "apiVersion": API_VERSION,
         "kind": "Dataset",
@@ -164,12 +166,36 @@ def test_a_dataset_of_a_foreign_jurisdiction_is_stalled(kube, kubectl, tenant_fa
             "classification": "internal",
         },
     }
-    kube.apply(dataset)
-    kubectl("wait", "--for=condition=Stalled", "dataset/french", "-n", namespace, "--timeout=60s")
-    stalled = condition(kube.get(API_VERSION, "Dataset", "french", namespace), "Stalled")
-    assert stalled["reason"] == "OutsideJurisdiction"
-    assert "spec.jurisdiction" in stalled["message"]
-    assert kube.get("v1", "PersistentVolumeClaim", "dataset-french", namespace) is None
+    assert "[data-locality/dataset-jurisdiction]" in create_refusal(kube, dataset, status=403)
+    # Created before its namespace joined the factory, the webhook never saw it: the reconciler
+    # refuses it instead.
+    late = unique("late")
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": late}})
+    kube.apply({**dataset, "metadata": {"name": "french", "namespace": late}})
+    body = kube.get(API_VERSION, "AIFactory", factory)
+    tenants = [*body["spec"]["tenants"], make_tenant("late", late)]
+    kube.resource(API_VERSION, "AIFactory").patch(
+        body={"spec": {"tenants": tenants}}, name=factory, content_type="application/merge-patch+json"
+    )
+    try:
+        wait_for(
+            lambda: (
+                (condition(kube.get(API_VERSION, "Dataset", "french", late), "Stalled") or {}).get("reason")
+                == "OutsideJurisdiction"
+            ),
+            "the Dataset Stalled as outside the jurisdiction",
+        )
+        stalled = condition(kube.get(API_VERSION, "Dataset", "french", late), "Stalled")
+        assert "spec.jurisdiction" in stalled["message"]
+        assert kube.get("v1", "PersistentVolumeClaim", "dataset-french", late) is None
+    finally:
+        kube.delete(API_VERSION, "Dataset", "french", late)
+        kube.resource(API_VERSION, "AIFactory").patch(
+            body={"spec": {"tenants": body["spec"]["tenants"]}},
+            name=factory,
+            content_type="application/merge-patch+json",
+        )
+        kube.delete("v1", "Namespace", late)
 
 
 def test_static_nodes_are_adopted_and_released_keeping_what_the_admin_set(kube, kubectl, operator):

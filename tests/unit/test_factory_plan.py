@@ -45,6 +45,7 @@ def test_a_new_factory_creates_nodes_namespaces_and_guard_rails():
         "Node",
         "ResourceQuota",
         "RoleBinding",
+        "ValidatingAdmissionPolicyBinding",
     ]
     [namespace] = by_kind(plan.apply, "Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -1,11 +1,14 @@
-"""The command line: `aifactory run | demo | crds | cluster up|down|status`."""
+"""The command line: `aifactory run | demo | crds | cluster up|down|status | audit verify|show`."""
 
 import argparse
 import os
 import sys
 from pathlib import Path
 
+from .constants import OPERATOR_NAMESPACE
 from .devcluster import DevClusterError
+
+AUDIT_ROW = "{!s:>10}  {!s:<24}  {!s:<24}  {!s:<40}  {!s}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     ):
         action = actions.add_parser(name, help=help_text)
         action.set_defaults(func=_cluster, action=name)
+
+    audit = commands.add_parser("audit", help="the hash-chained audit log of policy refusals")
+    audit_actions = audit.add_subparsers(required=True, metavar="ACTION")
+    verify = audit_actions.add_parser("verify", help="check that no entry was altered, removed or reordered")
+    verify.set_defaults(func=_audit_verify)
+    show = audit_actions.add_parser("show", help="print the entries as a table")
+    show.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N entries")
+    show.set_defaults(func=_audit_show)
+    for action in (verify, show):
+        action.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+        action.add_argument(
+            "--namespace",
+            default=OPERATOR_NAMESPACE,
+            help=f"where the log lives (default: {OPERATOR_NAMESPACE})",
+        )
     return parser
 
 
@@ -94,6 +112,44 @@ def _cluster(args: argparse.Namespace) -> int:
     else:
         print("\n".join(cluster_status(layout)))
     return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from .policy.audit import verify_chain
+
+    report = verify_chain(_read_audit_log(args))
+    if not report.ok:
+        print(f"audit log BROKEN at entry {report.first_bad}: {report.problem}")
+        return 1
+    print(f"audit log OK: {report.entries} entries, head {report.head}")
+    return 0
+
+
+def _audit_show(args: argparse.Namespace) -> int:
+    entries = _read_audit_log(args)
+    shown = entries if args.tail is None else entries[max(len(entries) - args.tail, 0) :]
+    print(AUDIT_ROW.format("SEQ", "TIME", "RULE", "OBJECT", "MESSAGE"))
+    for entry in shown:
+        print(_format_audit_row(entry))
+    return 0
+
+
+def _read_audit_log(args: argparse.Namespace) -> list[dict[str, object]]:
+    from .kube.auditlog import AuditLog
+    from .kube.client import Kube, load_config
+
+    return AuditLog(Kube(load_config(args.kubeconfig)), namespace=args.namespace).read()
+
+
+def _format_audit_row(entry: dict[str, object], width: int = 80) -> str:
+    """One table row; an unreadable entry shows why in place of its message."""
+    from .policy.audit import DAMAGE
+
+    namespace, name = entry.get("namespace") or "", entry.get("name") or ""
+    target = f"{namespace}/{name}" if namespace else str(name)
+    message = f"<damaged: {entry[DAMAGE]}>" if DAMAGE in entry else str(entry.get("message", ""))
+    message = message if len(message) <= width else message[: width - 3] + "..."
+    return AUDIT_ROW.format(entry["seq"], entry.get("time", ""), entry.get("rule", ""), target, message)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,10 @@ CHECKPOINT_MOUNT = "/checkpoints"
 LABEL_MODELENDPOINT = f"{GROUP}/modelendpoint"
 ANNOTATION_MODEL_DIGEST = f"{GROUP}/model-digest"
 MODEL_MOUNT = "/models"
+
+# The operator's own namespace: its webhook certificate and the audit log live here, and admission
+# webhooks never apply to it, so the operator can always restart.
+OPERATOR_NAMESPACE = "aifactory-system"
+# ConfigMaps that hold the hash-chained audit log of policy refusals, one segment each.
+LABEL_AUDIT_LOG = f"{GROUP}/audit-log"
+AUDIT_SEGMENT_PREFIX = "aifactory-audit-"

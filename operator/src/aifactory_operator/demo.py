@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .constants import API_VERSION, LABEL_FACTORY
 from .crdgen import generate_crds
@@ -25,7 +26,13 @@ def run_demo(*, once: bool) -> int:
     own_cluster = not os.environ.get("KUBECONFIG")
     started_cluster = up(repo, layout) if own_cluster else False
     kubeconfig = layout.kubeconfig if own_cluster else Path(os.environ["KUBECONFIG"])
-    kube = Kube(load_config(str(kubeconfig)))
+    api_client = load_config(str(kubeconfig))
+    kube = Kube(api_client)
+    if not is_local(api_client.configuration.host) and "AIFACTORY_WEBHOOK" not in os.environ:
+        # A cluster elsewhere cannot call back into an operator running on this machine; its
+        # admission policies still hold. Run the operator in the cluster (Helm) for the webhook.
+        os.environ["AIFACTORY_WEBHOOK"] = "off"
+        _say("the operator runs outside that cluster: webhook off, admission policies on")
     operator = OperatorProcess(kubeconfig, layout.logs / "operator.log")
     try:
         _say(f"applying CRDs to {kubeconfig}")
@@ -50,6 +57,11 @@ def run_demo(*, once: bool) -> int:
             down(layout)
             _say("stopped the local control plane")
     return 0
+
+
+def is_local(server: str) -> bool:
+    """The API server runs on this machine, so it can reach a webhook on 127.0.0.1."""
+    return urlsplit(server).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def describe_cluster(kube: Kube, factory_name: str) -> str:

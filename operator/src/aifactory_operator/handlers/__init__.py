@@ -1,5 +1,16 @@
 """kopf handlers: thin shells that parse, observe, plan, apply and report."""
 
-from . import aifactory, dataset, indexes, settings, training, trainingjob
+from . import admission_control, aifactory, dataset, indexes, settings, training, trainingjob, webhook
 
-__all__ = ["aifactory", "dataset", "indexes", "settings", "training", "trainingjob"]
+webhook.register()
+
+__all__ = [
+    "admission_control",
+    "aifactory",
+    "dataset",
+    "indexes",
+    "settings",
+    "training",
+    "trainingjob",
+    "webhook",
+]

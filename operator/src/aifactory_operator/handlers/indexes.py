@@ -147,3 +147,10 @@ def snapshot_values(index: kopf.Index[str, Any], keys: list[str] | None = None) 
     """A copy of an index (or of some of its keys), taken in the event loop."""
     chosen = list(index) if keys is None else [k for k in keys if k in index]
     return {key: list(index.get(key, [])) for key in chosen}
+
+
+@kopf.index(GROUP, VERSION, "aifactories")
+def factories_by_tenant_namespace(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, Any]]:
+    """Each tenant namespace's factory, whole: the webhook reads tenants and pools from it."""
+    factory = dict(body)
+    return {ns: factory for tenant in spec.get("tenants") or [] for ns in tenant.get("namespaces") or []}

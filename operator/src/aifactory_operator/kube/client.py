@@ -128,7 +128,9 @@ class Kube:
     def record_event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         """A core/v1 Event about `involved` (in its namespace, or default for cluster-scoped ones)."""
         meta = involved["metadata"]
-        namespace = meta.get("namespace") or "default"
+        # An event about a namespace lives in that namespace, where `kubectl describe` finds it.
+        home = meta["name"] if involved["kind"] == "Namespace" else "default"
+        namespace = meta.get("namespace") or home
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "apiVersion": "v1",
@@ -139,7 +141,7 @@ class Kube:
                 "kind": involved["kind"],
                 "name": meta["name"],
                 "uid": meta.get("uid"),
-                **({"namespace": meta["namespace"]} if meta.get("namespace") else {}),
+                **({"namespace": namespace} if namespace != "default" or meta.get("namespace") else {}),
             },
             "reason": reason,
             "message": message[:1024],

@@ -2,7 +2,10 @@
 
 from .violations import Violation
 
-RULE = "clearance"
+DATASET = "clearance/dataset"
+POOL = "clearance/pool"
+UNKNOWN_LEVEL = "clearance/unknown-level"
+RULE = DATASET
 
 
 def check_level_known(level: str, levels: list[str], path: str) -> list[Violation]:
@@ -10,21 +13,33 @@ def check_level_known(level: str, levels: list[str], path: str) -> list[Violatio
     if level in levels:
         return []
     return [
-        Violation(RULE, path, f"'{level}' is not a classification level of this factory; use one of {levels}")
+        Violation(
+            UNKNOWN_LEVEL,
+            path,
+            f"'{level}' is not a classification level of this factory; use one of {levels}",
+        )
     ]
 
 
-def check_clearance(classification: str, clearance: str, levels: list[str], path: str) -> list[Violation]:
-    """Data classified `classification` may be handled by a tenant cleared to `clearance`."""
+def check_clearance(
+    classification: str,
+    clearance: str,
+    levels: list[str],
+    path: str,
+    *,
+    rule: str = DATASET,
+    holder: str = "the tenant's clearance",
+) -> list[Violation]:
+    """Data (or a pool) classified `classification` may be handled by a tenant cleared to `clearance`."""
     if classification not in levels or clearance not in levels:
         return check_level_known(classification, levels, path)
     if levels.index(classification) <= levels.index(clearance):
         return []
     return [
         Violation(
-            RULE,
+            rule,
             path,
-            f"'{classification}' is above the tenant's clearance '{clearance}'; lower the classification"
-            " or raise the tenant's clearance in the AIFactory",
+            f"'{classification}' is above {holder} '{clearance}'; lower the classification"
+            f" or raise {holder} in the AIFactory",
         )
     ]

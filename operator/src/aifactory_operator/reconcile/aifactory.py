@@ -9,6 +9,7 @@ from typing import Any
 
 from ..api.v1alpha1.aifactory import AIFactory, AIFactoryStatus, PoolStatus, RetainedObject
 from ..constants import ANNOTATION_CREATED, ANNOTATION_RETAINED, LABEL_FACTORY, LABEL_STORAGE
+from .admission_policies import construct_factory_bindings
 from .conditions import Outcome
 from .diff import is_satisfied, object_key
 from .nodepools import (
@@ -106,7 +107,8 @@ def plan_factory(factory: AIFactory, observed: FactoryObservation) -> FactoryPla
 
 
 def desired_children(factory: AIFactory, observed: FactoryObservation) -> list[Obj]:
-    """Tenant namespaces and their contents, and a StorageClass per storage entry."""
+    """Tenant namespaces and their contents, a StorageClass per storage entry, and the bindings
+    that hold the tenant namespaces to the factory's admission policies."""
     objects: list[Obj] = []
     for tenant in factory.spec.tenants:
         for namespace in tenant.namespaces:
@@ -115,6 +117,7 @@ def desired_children(factory: AIFactory, observed: FactoryObservation) -> list[O
             objects.append(construct_namespace(factory, tenant, namespace, created_by_us=created))
             objects.extend(construct_tenant_objects(factory, tenant, namespace))
     objects.extend(construct_storage_class(factory, storage) for storage in factory.spec.storage)
+    objects.extend(construct_factory_bindings(factory))
     return objects
 
 

@@ -87,7 +87,7 @@ def find_refusal(
         ),
     ]
     if violations:
-        reason = "OutsideJurisdiction" if violations[0].rule == "data-locality" else "AboveClearance"
+        reason = "OutsideJurisdiction" if violations[0].rule.startswith("data-locality") else "AboveClearance"
         return Outcome.stalled(reason, "; ".join(str(v) for v in violations))
     names = [s.name for s in factory.spec.storage]
     if dataset.spec.storage.name not in names:

@@ -7,8 +7,7 @@ from typing import Any
 from ..api.v1alpha1.aifactory import AIFactory, NodePool, Tenant
 from ..api.v1alpha1.dataset import Dataset
 from ..api.v1alpha1.modelendpoint import ModelEndpoint
-from ..policy.clearance import check_clearance
-from ..policy.locality import check_dataset_jurisdiction
+from ..policy.data_use import DataUse, check_data_use, check_pool_use
 from ..policy.violations import Violation
 from .admission import Request
 from .conditions import Outcome
@@ -107,13 +106,9 @@ def find_endpoint_problems(
                 f"{endpoint.spec.gpus_per_replica} exceeds the {pool.gpus_per_node} GPUs of a node",
             )
         )
-    levels = factory.spec.sovereignty.classification_levels
-    problems += check_dataset_jurisdiction(
-        model.spec.jurisdiction, factory.spec.sovereignty.jurisdiction, "spec.model"
-    )
-    problems += check_clearance(model.spec.classification, tenant.clearance, levels, "spec.model")
-    if pool.classification:
-        problems += check_clearance(pool.classification, tenant.clearance, levels, "spec.pool")
+    use = DataUse("spec.model", model.spec.jurisdiction, model.spec.classification)
+    problems += check_data_use(factory, tenant, pool, use)
+    problems += check_pool_use(factory, tenant, pool, "spec.pool")
     return problems
 
 

@@ -69,7 +69,12 @@ def construct_storage_class(factory: AIFactory, storage: Storage) -> Obj:
 
 
 def claim_name(dataset: Dataset) -> str:
-    return f"dataset-{dataset.name}"
+    return dataset_claim(dataset.name)
+
+
+def dataset_claim(name: str) -> str:
+    """The PersistentVolumeClaim of the Dataset called `name`, in the Dataset's namespace."""
+    return f"dataset-{name}"
 
 
 def volume_name(factory: AIFactory, dataset: Dataset) -> str:

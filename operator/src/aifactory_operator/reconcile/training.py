@@ -17,8 +17,7 @@ from ..constants import (
     LABEL_RACK,
     LABEL_REGION,
 )
-from ..policy.clearance import check_clearance
-from ..policy.locality import check_dataset_jurisdiction
+from ..policy.data_use import DataUse, check_data_use, check_pool_use
 from ..policy.violations import Violation
 from .admission import Grant, NodeSlot, Request, admit
 from .conditions import Outcome
@@ -153,9 +152,7 @@ def find_problems(
                 f"{job.spec.nodes} exceeds the {pool.nodes} nodes of pool '{pool.name}'",
             )
         )
-    levels = factory.spec.sovereignty.classification_levels
-    if pool.classification:
-        problems += check_clearance(pool.classification, tenant.clearance, levels, "spec.pool")
+    problems += check_pool_use(factory, tenant, pool, "spec.pool")
     mounted = [(f"spec.datasets[{i}].name", m.name) for i, m in enumerate(job.spec.datasets)]
     if job.spec.checkpoint:
         mounted.append(("spec.checkpoint.dataset", job.spec.checkpoint.dataset))
@@ -164,12 +161,8 @@ def find_problems(
         if dataset is None:
             problems.append(Violation("dataset", path, f"no Dataset '{name}' in namespace {job.namespace}"))
             continue
-        problems += check_dataset_jurisdiction(
-            dataset.spec.jurisdiction, factory.spec.sovereignty.jurisdiction, path
-        )
-        problems += check_clearance(dataset.spec.classification, tenant.clearance, levels, path)
-        if pool.classification:
-            problems += check_clearance(dataset.spec.classification, pool.classification, levels, path)
+        use = DataUse(path, dataset.spec.jurisdiction, dataset.spec.classification)
+        problems += check_data_use(factory, tenant, pool, use)
     quota = sum(q.gpus for q in tenant.gpu_quota if q.product == pool.gpu_product)
     if quota < job.spec.nodes * job.spec.gpus_per_node:
         problems.append(

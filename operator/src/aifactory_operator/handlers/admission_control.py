@@ -1,0 +1,152 @@
+"""At startup: the webhook's TLS (a CA and serving certificate kept in a Secret, so every replica
+serves the same one), the shared admission policies and guard rails, and the webhook
+configurations pointing at this operator."""
+
+import base64
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kopf
+
+from ..certificates import KeyPair, is_usable, issue_ca, issue_server
+from ..constants import OPERATOR_NAMESPACE
+from ..kube.client import Kube
+from ..reconcile.admission_policies import construct_factory_policies, construct_guard_rails
+from ..reconcile.ownership import managed_labels
+from ..reconcile.webhook_objects import (
+    Endpoint,
+    construct_audit_tap_configuration,
+    construct_validating_configuration,
+)
+from . import webhook
+from .refusals import RefusalRecorder
+from .runtime import kube, now
+
+TLS_SECRET = "aifactory-webhook-tls"
+DEFAULT_LISTEN = "127.0.0.1:16450"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where the webhook server listens and how kube-apiserver reaches it, from the environment:
+    AIFACTORY_WEBHOOK=off disables it; AIFACTORY_WEBHOOK_SERVICE names the operator's Service
+    (in-cluster), otherwise AIFACTORY_WEBHOOK_URL (default: https://<listen address>)."""
+
+    enabled: bool
+    namespace: str
+    listen_host: str
+    listen_port: int
+    url: str | None
+    service: str | None
+
+    @classmethod
+    def from_env(cls) -> "WebhookSettings":
+        host, _, port = os.environ.get("AIFACTORY_WEBHOOK_LISTEN", DEFAULT_LISTEN).rpartition(":")
+        service = os.environ.get("AIFACTORY_WEBHOOK_SERVICE") or None
+        url = os.environ.get("AIFACTORY_WEBHOOK_URL") or (None if service else f"https://{host}:{port}")
+        return cls(
+            enabled=os.environ.get("AIFACTORY_WEBHOOK", "on") != "off",
+            namespace=os.environ.get("AIFACTORY_NAMESPACE", OPERATOR_NAMESPACE),
+            listen_host=host,
+            listen_port=int(port),
+            url=url,
+            service=service,
+        )
+
+    def hosts(self) -> list[str]:
+        """The names the serving certificate must carry."""
+        if self.service:
+            base = f"{self.service}.{self.namespace}"
+            return [self.service, base, f"{base}.svc", f"{base}.svc.cluster.local"]
+        return [urlsplit(self.url or "").hostname or self.listen_host]
+
+    def endpoint(self, ca_bundle: bytes) -> Endpoint:
+        if self.service:
+            return Endpoint(ca_bundle, service_namespace=self.namespace, service_name=self.service)
+        return Endpoint(ca_bundle, url=self.url)
+
+
+@kopf.on.startup()
+def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    config = WebhookSettings.from_env()
+    client = kube()
+    ensure_namespace(client, config.namespace)
+    identity = whoami(client)
+    client.apply_all([*construct_factory_policies(), *construct_guard_rails([identity], config.namespace)])
+    webhook.recorder = RefusalRecorder(client, config.namespace)
+    if not config.enabled:
+        logger.info("Skipped the admission webhook (AIFACTORY_WEBHOOK=off)")
+        return
+    ca, server = ensure_tls(client, config)
+    folder = Path(tempfile.mkdtemp(prefix="aifactory-webhook-"))
+    (folder / "tls.crt").write_bytes(server.cert)
+    (folder / "tls.key").write_bytes(server.key)
+    (folder / "tls.key").chmod(0o600)
+    settings.admission.server = kopf.WebhookServer(
+        addr=config.listen_host,
+        port=config.listen_port,
+        certfile=str(folder / "tls.crt"),
+        pkeyfile=str(folder / "tls.key"),
+    )
+    endpoint = config.endpoint(ca.cert)
+    client.apply(construct_validating_configuration(endpoint, config.namespace))
+    client.apply(construct_audit_tap_configuration(endpoint, config.namespace))
+    logger.info(f"Started admission control identity={identity} webhook={config.url or config.service}")
+
+
+@kopf.on.cleanup()
+def stop_admission_control(**_: Any) -> None:
+    """Writes the refusals still queued before the process exits."""
+    if webhook.recorder is not None:
+        webhook.recorder.stop()
+
+
+def ensure_namespace(client: Kube, name: str) -> None:
+    if client.get("v1", "Namespace", name) is None:
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def whoami(client: Kube) -> str:
+    """The operator's user name, so that the guard rails exempt it and nobody else."""
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    result = client.resource("authentication.k8s.io/v1", "SelfSubjectReview").create(body=review)
+    return str(result.status.userInfo.username)
+
+
+def ensure_tls(client: Kube, config: WebhookSettings) -> tuple[KeyPair, KeyPair]:
+    """The CA and serving certificate from the Secret; renewed (same CA) when they do not cover
+    the webhook's names or are about to expire, created with a new CA when there is none."""
+    secret = client.get("v1", "Secret", TLS_SECRET, config.namespace)
+    data = (secret or {}).get("data") or {}
+    hosts = config.hosts()
+    if {"ca.crt", "ca.key", "tls.crt", "tls.key"} <= set(data):
+        ca = KeyPair(decode(data["ca.crt"]), decode(data["ca.key"]))
+        server = KeyPair(decode(data["tls.crt"]), decode(data["tls.key"]))
+        if is_usable(server, ca, hosts, now()):
+            return ca, server
+    else:
+        ca = issue_ca("aifactory-webhook-ca")
+    server = issue_server(ca, hosts[0], hosts)
+    client.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": TLS_SECRET, "namespace": config.namespace, "labels": managed_labels()},
+            "type": "Opaque",
+            "stringData": {
+                "ca.crt": ca.cert.decode(),
+                "ca.key": ca.key.decode(),
+                "tls.crt": server.cert.decode(),
+                "tls.key": server.key.decode(),
+            },
+        }
+    )
+    return ca, server
+
+
+def decode(value: str) -> bytes:
+    return base64.b64decode(value)

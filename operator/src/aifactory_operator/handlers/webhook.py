@@ -1,0 +1,181 @@
+"""The operator's admission webhooks (served by kopf): the rules that need other objects, and the
+audit tap that records what the ValidatingAdmissionPolicies refuse."""
+
+import time
+from typing import Any
+
+import kopf
+
+from ..api.v1alpha1.aifactory import AIFactory, Tenant
+from ..constants import GROUP, VERSION
+from ..metrics import ADMISSION_SECONDS
+from ..policy.clearance import check_clearance
+from ..policy.data_use import DataUse, check_data_use, check_mounted_data, check_pool_use
+from ..policy.locality import check_dataset_jurisdiction
+from ..policy.object_rules import check_object
+from ..policy.violations import Violation
+from ..reconcile.parsing import InvalidSpec, parse_resource
+from ..reconcile.storage import dataset_claim
+from .refusals import Refusal, RefusalRecorder
+
+Obj = dict[str, Any]
+POD_TEMPLATE_KINDS = [("apps", "v1", p) for p in ("deployments", "statefulsets", "daemonsets", "replicasets")]
+POD_TEMPLATE_KINDS.append(("batch", "v1", "jobs"))
+_parsed: dict[tuple[str, str], AIFactory] = {}
+recorder: RefusalRecorder | None = None
+
+
+def tenant_of(namespace: str, index: kopf.Index[str, Obj]) -> tuple[AIFactory, Tenant] | None:
+    """The factory and tenant a namespace belongs to (parsed once per factory version)."""
+    bodies = list(index.get(namespace, []))
+    if len(bodies) != 1:
+        return None
+    meta = bodies[0].get("metadata", {})
+    key = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+    if key not in _parsed:
+        try:
+            _parsed.clear()
+            _parsed[key] = parse_resource(AIFactory, bodies[0])
+        except InvalidSpec:
+            return None
+    factory = _parsed[key]
+    tenant = next((t for t in factory.spec.tenants if namespace in t.namespaces), None)
+    return (factory, tenant) if tenant else None
+
+
+def dataset_uses(namespace: str, index: kopf.Index[str, Obj]) -> dict[str, DataUse]:
+    """The namespace's Datasets by their claim name (and by their own name), as declared."""
+    uses = {}
+    for body in list(index.get(namespace, [])):
+        name, spec = body["metadata"]["name"], body.get("spec") or {}
+        use = DataUse("", str(spec.get("jurisdiction", "")), str(spec.get("classification", "")))
+        uses[dataset_claim(name)] = use
+    return uses
+
+
+def refuse(violations: list[Violation], layer: str, **request: Any) -> None:
+    """Records the refusal (unless a dry run) and, for the webhook's own rules, denies."""
+    if not violations:
+        return
+    body, userinfo = request["body"], request.get("userinfo") or {}
+    if recorder is not None and not request.get("dryrun"):
+        recorder.record(
+            Refusal(
+                violations=violations,
+                layer=layer,
+                operation=str(request.get("operation", "")),
+                api_version=str(body.get("apiVersion", "")),
+                kind=str(body.get("kind", "")),
+                namespace=str(request.get("namespace") or ""),
+                name=str(body.get("metadata", {}).get("name") or ""),
+                uid=str(body.get("metadata", {}).get("uid") or ""),
+                user=str(userinfo.get("username", "")),
+            )
+        )
+    if layer == "webhook":
+        raise kopf.AdmissionError("; ".join(str(v) for v in violations), code=403)
+
+
+def check_mounts(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
+    context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
+    if context is None:
+        return []
+    factory, tenant = context
+    uses = dataset_uses(namespace, kwargs["datasets_by_namespace"])
+    return check_mounted_data(dict(body), factory, tenant, uses)
+
+
+def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
+    """Datasets: jurisdiction and clearance. TrainingJobs and ModelEndpoints: their pool and the
+    datasets they name (those not created yet are left to the reconciler, as GitOps applies in
+    any order)."""
+    context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
+    if context is None:
+        return []
+    factory, tenant = context
+    spec, kind = body.get("spec") or {}, body.get("kind")
+    levels = factory.spec.sovereignty.classification_levels
+    if kind == "Dataset":
+        return [
+            *check_dataset_jurisdiction(
+                str(spec.get("jurisdiction")), factory.spec.sovereignty.jurisdiction, "spec.jurisdiction"
+            ),
+            *check_clearance(
+                str(spec.get("classification")), tenant.clearance, levels, "spec.classification"
+            ),
+        ]
+    pool = next((p for p in factory.spec.node_pools if p.name == spec.get("pool")), None)
+    found = check_pool_use(factory, tenant, pool, "spec.pool") if pool else []
+    uses = dataset_uses(namespace, kwargs["datasets_by_namespace"])
+    for path, name in named_datasets(kind, spec):
+        if use := uses.get(dataset_claim(name)):
+            found += check_data_use(
+                factory, tenant, pool, DataUse(path, use.jurisdiction, use.classification)
+            )
+    return found
+
+
+def named_datasets(kind: Any, spec: Obj) -> list[tuple[str, str]]:
+    if kind == "ModelEndpoint":
+        return [("spec.model", str(spec.get("model", "")))]
+    named = [
+        (f"spec.datasets[{i}].name", str(d.get("name", ""))) for i, d in enumerate(spec.get("datasets") or [])
+    ]
+    if checkpoint := spec.get("checkpoint"):
+        named.append(("spec.checkpoint.dataset", str(checkpoint.get("dataset", ""))))
+    return named
+
+
+def check_tapped(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
+    context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
+    if context is None:
+        return []
+    return check_object(dict(body), context[0].spec.sovereignty, operation=str(kwargs.get("operation")))
+
+
+def serve(handler_id: str, check: Any, layer: str) -> Any:
+    """A kopf admission handler that times itself, checks, and refuses."""
+
+    async def handle(body: kopf.Body, namespace: str, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            refuse(check(body, namespace, kwargs), layer, body=body, namespace=namespace, **kwargs)
+        finally:
+            ADMISSION_SECONDS.labels(webhook=handler_id).observe(time.perf_counter() - started)
+
+    handle.__name__ = handler_id.replace("-", "_")
+    return handle
+
+
+def register() -> None:
+    """One kopf handler per webhook; its id is the URL path the configuration points at."""
+    validating = [
+        ("", "v1", "pods", "mounts-pods", None),
+        *((g, v, p, "mounts-pod-templates", None) for g, v, p in POD_TEMPLATE_KINDS),
+        ("batch", "v1", "cronjobs", "mounts-cronjobs", None),
+        *((GROUP, VERSION, p, p, None) for p in ("datasets", "trainingjobs", "modelendpoints")),
+    ]
+    tapping = [
+        ("", "v1", "pods", "tap-pods", None),
+        ("", "v1", "pods", "tap-ephemeral-containers", "ephemeralcontainers"),
+        *((g, v, p, "tap-pod-templates", None) for g, v, p in POD_TEMPLATE_KINDS),
+        ("batch", "v1", "cronjobs", "tap-cronjobs", None),
+        (GROUP, VERSION, "trainingjobs", "tap-trainingjobs", None),
+        (GROUP, VERSION, "modelendpoints", "tap-modelendpoints", None),
+        ("", "v1", "services", "tap-services", None),
+        ("networking.k8s.io", "v1", "ingresses", "tap-ingresses", None),
+    ]
+    for group, version, plural, handler_id, subresource in validating:
+        check = check_mounts if handler_id.startswith("mounts-") else check_own_kind
+        kopf.on.validate(*resource(group, version, plural), id=handler_id, subresource=subresource)(
+            serve(handler_id, check, "webhook")
+        )
+    for group, version, plural, handler_id, subresource in tapping:
+        kopf.on.mutate(*resource(group, version, plural), id=handler_id, subresource=subresource)(
+            serve(handler_id, check_tapped, "admission-policy")
+        )
+
+
+def resource(group: str, version: str, plural: str) -> tuple[str, ...]:
+    """kopf's positional resource spec: (version, plural) for the core group."""
+    return (version, plural) if not group else (group, version, plural)

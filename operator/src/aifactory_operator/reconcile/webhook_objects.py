@@ -1,0 +1,153 @@
+"""The operator's admission webhook configurations, built as plain objects.
+
+Validating webhooks carry the rules that need other objects (which Dataset a claim belongs to, the
+tenant's clearance): they fail closed in tenant namespaces. A mutating "audit tap" sees what the
+ValidatingAdmissionPolicies are about to refuse (mutating admission runs before them) so that those
+refusals are recorded too; it never patches and fails open, since the policies stand on their own.
+"""
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from ..constants import GROUP, LABEL_FACTORY, VERSION
+from .ownership import managed_labels
+
+Obj = dict[str, Any]
+API = "admissionregistration.k8s.io/v1"
+VALIDATING_NAME = "aifactory-sovereignty"
+AUDIT_TAP_NAME = "aifactory-refusal-audit"
+TIMEOUT_SECONDS = 5
+# Only requests that change what runs: a metadata-only update (a finalizer, an annotation) of an
+# object admitted earlier must never be refused, or it could not even be deleted.
+SPEC_CHANGED = {
+    "name": "spec-changed",
+    "expression": "request.operation != 'UPDATE' || object.spec != oldObject.spec",
+}
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One webhook: the kopf handler id that serves it (the URL path) and what it matches."""
+
+    handler_id: str
+    rules: list[Obj]
+    mounts_claims: str | None = None  # CEL path of the pod spec: call only when it mounts a claim
+
+
+def rule(group: str, version: str, resources: list[str], operations: list[str]) -> Obj:
+    return {
+        "apiGroups": [group],
+        "apiVersions": [version],
+        "operations": operations,
+        "resources": resources,
+        "scope": "Namespaced",
+    }
+
+
+WRITE = ["CREATE", "UPDATE"]
+POD_TEMPLATE_RULES = [
+    rule("apps", "v1", ["deployments", "statefulsets", "daemonsets", "replicasets"], WRITE),
+    rule("batch", "v1", ["jobs"], WRITE),
+]
+VALIDATING_HOOKS = [
+    Hook("mounts-pods", [rule("", "v1", ["pods"], ["CREATE"])], "object.spec"),
+    Hook("mounts-pod-templates", POD_TEMPLATE_RULES, "object.spec.template.spec"),
+    Hook(
+        "mounts-cronjobs",
+        [rule("batch", "v1", ["cronjobs"], WRITE)],
+        "object.spec.jobTemplate.spec.template.spec",
+    ),
+    Hook("datasets", [rule(GROUP, VERSION, ["datasets"], WRITE)]),
+    Hook("trainingjobs", [rule(GROUP, VERSION, ["trainingjobs"], WRITE)]),
+    Hook("modelendpoints", [rule(GROUP, VERSION, ["modelendpoints"], WRITE)]),
+]
+AUDIT_TAP_HOOKS = [
+    Hook("tap-pods", [rule("", "v1", ["pods"], ["CREATE"])]),
+    Hook("tap-ephemeral-containers", [rule("", "v1", ["pods/ephemeralcontainers"], ["UPDATE"])]),
+    Hook("tap-pod-templates", POD_TEMPLATE_RULES),
+    Hook("tap-cronjobs", [rule("batch", "v1", ["cronjobs"], WRITE)]),
+    Hook("tap-trainingjobs", [rule(GROUP, VERSION, ["trainingjobs"], WRITE)]),
+    Hook("tap-modelendpoints", [rule(GROUP, VERSION, ["modelendpoints"], WRITE)]),
+    Hook("tap-services", [rule("", "v1", ["services"], WRITE)]),
+    Hook("tap-ingresses", [rule("networking.k8s.io", "v1", ["ingresses"], WRITE)]),
+]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How kube-apiserver reaches the webhook server: a URL (an operator outside the cluster, as
+    in development) or a Service (the operator's Deployment), and the CA that signed its cert."""
+
+    ca_bundle: bytes
+    url: str | None = None
+    service_namespace: str | None = None
+    service_name: str | None = None
+    service_port: int = 443
+
+    def client_config(self, path: str) -> Obj:
+        bundle = base64.b64encode(self.ca_bundle).decode()
+        if self.url is not None:
+            return {"url": f"{self.url.rstrip('/')}/{path}", "caBundle": bundle}
+        service = {
+            "namespace": self.service_namespace,
+            "name": self.service_name,
+            "port": self.service_port,
+            "path": f"/{path}",
+        }
+        return {"service": service, "caBundle": bundle}
+
+
+def tenant_namespaces(operator_namespace: str) -> Obj:
+    """Every factory's tenant namespaces, never the operator's own (so it can always restart)."""
+    return {
+        "matchExpressions": [
+            {"key": LABEL_FACTORY, "operator": "Exists"},
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [operator_namespace]},
+        ]
+    }
+
+
+def construct_webhook(hook: Hook, endpoint: Endpoint, operator_namespace: str, *, tap: bool) -> Obj:
+    conditions = [SPEC_CHANGED]
+    if hook.mounts_claims:
+        conditions.append(
+            {
+                "name": "mounts-a-claim",
+                "expression": f"{hook.mounts_claims}.?volumes.orValue([])"
+                ".exists(v, has(v.persistentVolumeClaim))",
+            }
+        )
+    webhook: Obj = {
+        "name": f"{hook.handler_id}.{GROUP}",
+        "clientConfig": endpoint.client_config(hook.handler_id),
+        "rules": hook.rules,
+        "namespaceSelector": tenant_namespaces(operator_namespace),
+        "matchConditions": conditions,
+        "failurePolicy": "Ignore" if tap else "Fail",
+        "sideEffects": "NoneOnDryRun",
+        "timeoutSeconds": 2 if tap else TIMEOUT_SECONDS,
+        "admissionReviewVersions": ["v1"],
+        "matchPolicy": "Equivalent",
+    }
+    if tap:
+        webhook["reinvocationPolicy"] = "Never"
+    return webhook
+
+
+def construct_validating_configuration(endpoint: Endpoint, operator_namespace: str) -> Obj:
+    return {
+        "apiVersion": API,
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": VALIDATING_NAME, "labels": managed_labels()},
+        "webhooks": [construct_webhook(h, endpoint, operator_namespace, tap=False) for h in VALIDATING_HOOKS],
+    }
+
+
+def construct_audit_tap_configuration(endpoint: Endpoint, operator_namespace: str) -> Obj:
+    return {
+        "apiVersion": API,
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": AUDIT_TAP_NAME, "labels": managed_labels()},
+        "webhooks": [construct_webhook(h, endpoint, operator_namespace, tap=True) for h in AUDIT_TAP_HOOKS],
+    }

@@ -1,0 +1,135 @@
+"""The pure rule functions and the API server (the rendered ValidatingAdmissionPolicies and the
+operator's webhooks, through server-side dry-run) reach the same verdict on every shared fixture."""
+
+import json
+import re
+from typing import Any
+
+import pytest
+from factories import make_factory, make_tenant
+from hypothesis import HealthCheck, given, settings
+from kubernetes.client.exceptions import ApiException
+from policy_fixtures import FIXTURES, PROFILES, Fixture, instance, make_pod, with_spec, wrap
+from policy_properties import generated_pods
+
+from aifactory_operator.api.v1alpha1.aifactory import Sovereignty
+from aifactory_operator.kube.client import Kube
+from aifactory_operator.policy.object_rules import check_object
+from aifactory_operator.reconcile.admission_policies import FACTORY_POLICY_NAMES
+from conftest import unique, wait_for
+
+RULE_IN_MESSAGE = re.compile(r"\[([a-z-]+/[a-z-]+)\]")
+
+
+def dry_run(kube: Kube, obj: dict[str, Any]) -> str | None:
+    """None when the API server would admit `obj`; its refusal message otherwise."""
+    resource = kube.resource(obj["apiVersion"], obj["kind"])
+    try:
+        resource.create(body=obj, namespace=obj["metadata"]["namespace"], dry_run="All")
+    except ApiException as error:
+        assert error.status in (403, 422), error.body
+        return str(json.loads(error.body).get("message", ""))
+    return None
+
+
+@pytest.fixture(scope="module")
+def tenant_namespaces(kube, operator) -> dict[str, str]:
+    """One factory per sovereignty profile, each with a tenant namespace, policies in force."""
+    namespaces, names = {}, []
+    for profile, sovereignty in PROFILES.items():
+        name, namespace = unique(f"agree-{profile}"), unique(f"agree-{profile}")
+        body = make_factory(name, h100_nodes=0, l40s_nodes=0, tenants=[make_tenant("t", namespace)])
+        body["spec"]["sovereignty"] = {**sovereignty, "allowedEgress": []}
+        kube.apply(body)
+        names.append(name)
+        namespaces[profile] = namespace
+    for namespace in namespaces.values():
+        wait_for(lambda namespace=namespace: kube.get("v1", "Namespace", namespace), f"namespace {namespace}")
+        probe = instance(Fixture("probe", wrap("Deployment", with_spec(hostNetwork=True))), namespace)
+        wait_for(lambda probe=probe: dry_run(kube, probe), f"the policies in force in {namespace}")
+    yield namespaces
+    for name in names:
+        kube.delete("aifactory.dev/v1alpha1", "AIFactory", name)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.id for f in FIXTURES])
+def test_the_api_server_agrees_with_the_pure_rules(kube, tenant_namespaces, fixture):
+    namespace = tenant_namespaces[fixture.profile]
+    obj = instance(fixture, namespace)
+    pure = {v.rule for v in check_object(obj, Sovereignty.model_validate(PROFILES[fixture.profile]))}
+    refusal = dry_run(kube, obj)
+    assert pure == fixture.rules
+    assert (refusal is None) == fixture.allowed, refusal
+    if refusal is not None and "PodSecurity" not in refusal:
+        # Refused by our own policy: the message names a rule the pure functions found.
+        assert set(RULE_IN_MESSAGE.findall(refusal)) & pure, refusal
+
+
+@pytest.fixture(scope="module")
+def unguarded_namespace(kube, tenant_namespaces) -> str:
+    """A namespace without Pod Security labels, bound (by this test) to the rendered pods policy
+    with a tenant's factory as parameter: shows the policy holds even if Pod Security is lifted."""
+    namespace, label = unique("nopsa"), unique("probe")
+    factory = kube.list(
+        "v1", "Namespace", label_selector=f"kubernetes.io/metadata.name={tenant_namespaces['default']}"
+    )
+    factory_name = factory[0]["metadata"]["labels"]["aifactory.dev/factory"]
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"policy-probe": label}},
+        }
+    )
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": label},
+        "spec": {
+            "policyName": "aifactory-pods",
+            "paramRef": {"name": factory_name, "parameterNotFoundAction": "Deny"},
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"policy-probe": label}}},
+        },
+    }
+    kube.apply(binding)
+    probe = instance(Fixture("probe", make_pod(hostNetwork=True)), namespace)
+    wait_for(lambda: dry_run(kube, probe), "the probe binding in force")
+    yield namespace
+    kube.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", label)
+    kube.delete("v1", "Namespace", namespace)
+
+
+POD_FIXTURES = [f for f in FIXTURES if f.obj["kind"] == "Pod" and f.profile == "default"]
+
+
+@pytest.mark.parametrize("fixture", POD_FIXTURES, ids=[f.id for f in POD_FIXTURES])
+def test_the_pods_policy_alone_refuses_with_the_rule_field_and_fix(kube, unguarded_namespace, fixture):
+    refusal = dry_run(kube, instance(fixture, unguarded_namespace))
+    if fixture.allowed:
+        assert refusal is None
+        return
+    assert refusal is not None and "ValidatingAdmissionPolicy 'aifactory-pods'" in refusal
+    [rule] = RULE_IN_MESSAGE.findall(refusal)
+    assert rule in fixture.rules
+    assert "spec." in refusal and ("remove" in refusal or "use" in refusal or "mirror" in refusal)
+
+
+def test_every_factory_policy_is_bound_for_each_factory(kube, tenant_namespaces):
+    bindings = kube.list("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding")
+    for namespace in tenant_namespaces.values():
+        labels = kube.get("v1", "Namespace", namespace)["metadata"]["labels"]
+        factory = labels["aifactory.dev/factory"]
+        mine = {b["spec"]["policyName"] for b in bindings if b["metadata"]["name"].endswith(f".{factory}")}
+        assert mine == set(FACTORY_POLICY_NAMES)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=generated_pods())
+def test_a_sample_of_generated_pods_gets_the_same_verdict_from_the_api_server(kube, tenant_namespaces, case):
+    pod, broken = case
+    pod = {**pod, "metadata": {"name": "generated", "namespace": tenant_namespaces["default"]}}
+    pure = {v.rule for v in check_object(pod, Sovereignty.model_validate(PROFILES["default"]))}
+    refusal = dry_run(kube, pod)
+    assert broken <= pure
+    assert (refusal is None) == (not pure), (refusal, pure)

@@ -1,0 +1,107 @@
+"""The admission objects the operator renders: policies bound per factory, webhooks that fail closed
+only where they must, and the webhook's certificate."""
+
+from datetime import UTC, datetime, timedelta
+
+from aifactory_operator.certificates import is_usable, issue_ca, issue_server
+from aifactory_operator.reconcile.admission_policies import (
+    FACTORY_POLICY_NAMES,
+    construct_factory_bindings,
+    construct_factory_policies,
+    construct_guard_rails,
+    host_of,
+    quote,
+)
+from aifactory_operator.reconcile.webhook_objects import (
+    Endpoint,
+    construct_audit_tap_configuration,
+    construct_validating_configuration,
+)
+from builders import make_factory
+
+NOW = datetime.now(UTC)
+
+
+def test_each_factory_binds_every_policy_to_its_own_tenant_namespaces_with_itself_as_parameter():
+    bindings = construct_factory_bindings(make_factory(name="de-1"))
+    assert [b["spec"]["policyName"] for b in bindings] == FACTORY_POLICY_NAMES
+    for binding in bindings:
+        spec = binding["spec"]
+        assert spec["paramRef"] == {"name": "de-1", "parameterNotFoundAction": "Deny"}
+        assert spec["matchResources"]["namespaceSelector"] == {
+            "matchLabels": {"aifactory.dev/factory": "de-1"}
+        }
+        assert spec["validationActions"] == ["Deny"]
+        assert binding["metadata"]["ownerReferences"][0]["kind"] == "AIFactory"
+
+
+def test_every_policy_fails_closed_and_judges_only_changes_of_what_runs():
+    for policy in construct_factory_policies():
+        spec = policy["spec"]
+        assert spec["failurePolicy"] == "Fail"
+        assert spec["paramKind"] == {"apiVersion": "aifactory.dev/v1alpha1", "kind": "AIFactory"}
+        assert [c["name"] for c in spec["matchConditions"]] == ["spec-changed"]
+        for validation in spec["validations"]:
+            assert validation["message"].endswith("]"), validation["message"]
+
+
+def test_the_pods_policy_covers_ephemeral_containers_and_the_cronjob_policy_its_nested_template():
+    policies = {p["metadata"]["name"]: p["spec"] for p in construct_factory_policies()}
+    assert (
+        "pods/ephemeralcontainers"
+        in policies["aifactory-pods"]["matchConstraints"]["resourceRules"][0]["resources"]
+    )
+    pod = {v["name"]: v["expression"] for v in policies["aifactory-cronjobs"]["variables"]}["pod"]
+    assert pod == "object.spec.jobTemplate.spec.template.spec"
+    expressions = " ".join(v["expression"] for v in policies["aifactory-pods"]["variables"])
+    assert "ephemeralContainers" in expressions and "initContainers" in expressions
+
+
+def test_cel_literals_are_quoted_safely():
+    assert quote("it's") == "'it\\'s'"
+    assert "split('/')[0]" in host_of("i")
+
+
+def test_guard_rails_exempt_the_operator_and_cluster_admins_only():
+    objects = construct_guard_rails(["system:serviceaccount:aifactory-system:aifactory-operator"])
+    policies = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"]
+    namespace_guard = next(p for p in policies if p["metadata"]["name"] == "aifactory-namespace-guard")
+    condition = namespace_guard["spec"]["matchConditions"][0]["expression"]
+    assert "system:serviceaccount:aifactory-system:aifactory-operator" in condition
+    assert "system:masters" in condition
+    audit_guard = next(p for p in policies if p["metadata"]["name"] == "aifactory-audit-log-guard")
+    assert "aifactory-operator" not in audit_guard["spec"]["matchConditions"][0]["expression"]
+
+
+def test_validating_webhooks_fail_closed_in_tenant_namespaces_but_never_in_the_operators():
+    endpoint = Endpoint(b"CA", url="https://127.0.0.1:16450")
+    config = construct_validating_configuration(endpoint, "aifactory-system")
+    for webhook in config["webhooks"]:
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["timeoutSeconds"] <= 10
+        assert webhook["sideEffects"] == "NoneOnDryRun"
+        expressions = webhook["namespaceSelector"]["matchExpressions"]
+        assert {"key": "aifactory.dev/factory", "operator": "Exists"} in expressions
+        assert {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["aifactory-system"],
+        } in expressions
+        assert webhook["clientConfig"]["url"] == f"https://127.0.0.1:16450/{webhook['name'].split('.')[0]}"
+
+
+def test_the_audit_tap_never_blocks():
+    endpoint = Endpoint(b"CA", service_namespace="aifactory-system", service_name="aifactory-operator")
+    config = construct_audit_tap_configuration(endpoint, "aifactory-system")
+    assert {w["failurePolicy"] for w in config["webhooks"]} == {"Ignore"}
+    assert {w["reinvocationPolicy"] for w in config["webhooks"]} == {"Never"}
+    assert config["webhooks"][0]["clientConfig"]["service"]["path"] == "/tap-pods"
+
+
+def test_a_serving_certificate_is_usable_only_for_its_hosts_its_ca_and_its_lifetime():
+    ca = issue_ca("test-ca")
+    server = issue_server(ca, "svc", ["svc.ns.svc", "127.0.0.1"])
+    assert is_usable(server, ca, ["127.0.0.1"], NOW)
+    assert not is_usable(server, ca, ["other.ns.svc"], NOW)
+    assert not is_usable(server, issue_ca("other-ca"), ["127.0.0.1"], NOW)
+    assert not is_usable(server, ca, ["127.0.0.1"], NOW + timedelta(days=340))
