@@ -21,6 +21,7 @@ from aifactory_operator.launcher import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 90.0
+METRICS_PORT = 16460  # the e2e operator serves Prometheus metrics here
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -100,7 +101,7 @@ def operator(crds: list[str], kubeconfig: Path, layout: Layout) -> Iterator[Oper
     os.environ.setdefault("AIFACTORY_RESYNC_SECONDS", "5")
     os.environ.setdefault("AIFACTORY_RESTART_BACKOFF_SECONDS", "1")
     os.environ.setdefault("AIFACTORY_TRAINING_TICK_SECONDS", "0.5")
-    process = OperatorProcess(kubeconfig, layout.logs / "operator-e2e.log")
+    process = OperatorProcess(kubeconfig, layout.logs / "operator-e2e.log", metrics_port=METRICS_PORT)
     process.start()
     yield process
     process.stop()

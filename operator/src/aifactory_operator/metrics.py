@@ -1,10 +1,27 @@
-"""Prometheus metrics of the operator: what it reconciles and what it writes."""
+"""Prometheus metrics of the operator: what it reconciles and writes, what it admits and refuses, and
+the GPUs its factories hold.
 
-from prometheus_client import Counter, Histogram
+Labels stay few and bounded: kinds, verbs and rules are fixed sets; factories, pools and tenants are
+what the platform team declared, and their series are removed when the factory, pool or tenant goes
+(see `publish`), so that a deleted pool does not report its last value for ever.
+"""
+
+import threading
+from collections.abc import Mapping
+
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "aifactory_reconciles_total", "Reconciles run, by kind and outcome.", ["kind", "outcome"]
 )
+RECONCILE_ERRORS = Counter(
+    "aifactory_reconcile_errors_total",
+    "Reconciles that failed with an error (kopf retries them), by kind.",
+    ["kind"],
+)
+# Error series exist from the start at zero, so that rate() and alerts see them before the first error.
+for _kind in ("AIFactory", "Dataset", "TrainingJob", "ModelEndpoint"):
+    RECONCILE_ERRORS.labels(kind=_kind)
 WRITES = Counter("aifactory_api_writes_total", "API writes sent, by object kind and verb.", ["kind", "verb"])
 RECONCILE_SECONDS = Histogram("aifactory_reconcile_seconds", "Time one reconcile took, by kind.", ["kind"])
 POLICY_DENIALS = Counter(
@@ -18,3 +35,78 @@ ADMISSION_SECONDS = Histogram(
     ["webhook"],
 )
 AUDIT_ENTRIES = Counter("aifactory_audit_entries_total", "Entries this process appended to the audit log.")
+AUDIT_LOG_ENTRIES = Gauge(
+    "aifactory_audit_log_entries", "Entries in the audit log (its head's sequence number), as last seen."
+)
+
+TRAINING_QUEUE_LENGTH = Gauge(
+    "aifactory_training_queue_length", "TrainingJobs waiting in phase Queued, by factory.", ["factory"]
+)
+# Gang admission waits from seconds (free capacity) to days (a full factory): buckets up to a day.
+TRAINING_ADMISSION_LATENCY = Histogram(
+    "aifactory_training_admission_latency_seconds",
+    "Time from a TrainingJob's creation to its first admission.",
+    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, float("inf")),
+)
+POOL_GPUS_ALLOCATABLE = Gauge(
+    "aifactory_pool_gpus_allocatable",
+    "GPUs allocatable on the ready nodes of a pool (status.pools[].gpusAllocatable).",
+    ["factory", "pool"],
+)
+POOL_GPUS_IN_USE = Gauge(
+    "aifactory_pool_gpus_in_use",
+    "GPUs requested by pods bound to a pool's nodes (status.pools[].gpusInUse).",
+    ["factory", "pool"],
+)
+TENANT_GPUS_IN_USE = Gauge(
+    "aifactory_tenant_gpus_in_use",
+    "GPUs of a product held against a tenant's quota by admitted TrainingJobs and ModelEndpoints.",
+    ["factory", "tenant", "product"],
+)
+TENANT_GPU_QUOTA = Gauge(
+    "aifactory_tenant_gpu_quota",
+    "GPUs of a product a tenant may hold (spec.tenants[].gpuQuota).",
+    ["factory", "tenant", "product"],
+)
+
+# Series published per factory, so that those of a deleted pool or tenant can be removed: removing by a
+# partial label set (remove_by_labels) needs a newer prometheus-client than the one we require.
+_published: dict[tuple[Gauge, str], set[tuple[str, ...]]] = {}
+_lock = threading.Lock()
+
+
+def publish(gauge: Gauge, factory: str, values: Mapping[tuple[str, ...], float]) -> None:
+    """Sets the factory's series of `gauge` to exactly `values` (keyed by the label values that follow
+    `factory`) and removes the factory's series that are no longer among them."""
+    wanted = {(factory, *labels): value for labels, value in values.items()}
+    with _lock:
+        key = (gauge, factory)
+        for stale in _published.get(key, set()) - set(wanted):
+            gauge.remove(*stale)
+        for labels, value in wanted.items():
+            gauge.labels(*labels).set(value)
+        _published[key] = set(wanted)
+
+
+def publish_pools(factory: str, pools: Mapping[str, tuple[int, int]]) -> None:
+    """Pool name -> (GPUs allocatable, GPUs in use)."""
+    publish(POOL_GPUS_ALLOCATABLE, factory, {(pool,): gpus for pool, (gpus, _) in pools.items()})
+    publish(POOL_GPUS_IN_USE, factory, {(pool,): used for pool, (_, used) in pools.items()})
+
+
+def publish_training(factory: str, queued: int, tenants: Mapping[tuple[str, str], tuple[int, int]]) -> None:
+    """The queue length, and (tenant, product) -> (quota, GPUs in use)."""
+    TRAINING_QUEUE_LENGTH.labels(factory).set(queued)
+    publish(TENANT_GPU_QUOTA, factory, {key: quota for key, (quota, _) in tenants.items()})
+    publish(TENANT_GPUS_IN_USE, factory, {key: used for key, (_, used) in tenants.items()})
+
+
+def forget_pools(factory: str) -> None:
+    """Removes a deleted factory's pool series."""
+    publish_pools(factory, {})
+
+
+def forget_training(factory: str) -> None:
+    """Removes a deleted factory's queue and tenant series."""
+    publish_training(factory, 0, {})
+    TRAINING_QUEUE_LENGTH.remove(factory)

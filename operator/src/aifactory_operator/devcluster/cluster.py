@@ -39,11 +39,15 @@ def up(repo: Path, layout: Layout, *, fsync: bool = False) -> bool:
     running: list[RunningProcess] = []
     try:
         for component in components:
+            began = time.monotonic()
             # Recorded before the health wait, so that a failed start is stopped by down() too.
             running.append(_start(component, layout))
             _save_state(layout, running, read_versions(repo))
             _wait_until_healthy(component, running[-1], layout)
+            _log(f"{component.name} healthy after {time.monotonic() - began:.1f}s")
+        began = time.monotonic()
         _wait_for_controllers(layout)
+        _log(f"controllers ready (default ServiceAccount created) after {time.monotonic() - began:.1f}s")
     except DevClusterError:
         down(layout)
         raise

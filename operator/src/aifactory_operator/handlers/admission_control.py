@@ -24,7 +24,7 @@ from ..reconcile.webhook_objects import (
 )
 from . import webhook
 from .refusals import RefusalRecorder
-from .runtime import kube, now
+from .runtime import INSTALLED_BY_HELM, kube, now
 
 TLS_SECRET = "aifactory-webhook-tls"
 DEFAULT_LISTEN = "127.0.0.1:16450"
@@ -76,7 +76,10 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     client = kube()
     ensure_namespace(client, config.namespace)
     identity = whoami(client)
-    client.apply_all([*construct_factory_policies(), *construct_guard_rails([identity], config.namespace)])
+    if not INSTALLED_BY_HELM:
+        client.apply_all(
+            [*construct_factory_policies(), *construct_guard_rails([identity], config.namespace)]
+        )
     webhook.recorder = RefusalRecorder(client, config.namespace)
     if not config.enabled:
         logger.info("Skipped the admission webhook (AIFACTORY_WEBHOOK=off)")
@@ -93,8 +96,15 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
         pkeyfile=str(folder / "tls.key"),
     )
     endpoint = config.endpoint(ca.cert)
-    client.apply(construct_validating_configuration(endpoint, config.namespace))
-    client.apply(construct_audit_tap_configuration(endpoint, config.namespace))
+    configurations = [
+        construct_validating_configuration(endpoint, config.namespace),
+        construct_audit_tap_configuration(endpoint, config.namespace),
+    ]
+    for configuration in configurations:
+        if INSTALLED_BY_HELM:
+            inject_ca_bundle(client, configuration)
+        else:
+            client.apply(configuration)
     logger.info(f"Started admission control identity={identity} webhook={config.url or config.service}")
 
 
@@ -103,6 +113,25 @@ def stop_admission_control(**_: Any) -> None:
     """Writes the refusals still queued before the process exits."""
     if webhook.recorder is not None:
         webhook.recorder.stop()
+
+
+def inject_ca_bundle(client: Kube, configuration: dict[str, Any]) -> None:
+    """Writes our CA bundle into the chart's webhook configuration of the same name (the chart
+    cannot know the CA, which the operator makes); nothing else in it is touched."""
+    kind, name = configuration["kind"], configuration["metadata"]["name"]
+    installed = client.get(configuration["apiVersion"], kind, name)
+    if installed is None:
+        raise kopf.PermanentError(f"{kind} {name} is missing; reinstall the Helm chart")
+    bundles = {w["name"]: w["clientConfig"]["caBundle"] for w in configuration["webhooks"]}
+    patch = [
+        {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": bundles[w["name"]]}
+        for i, w in enumerate(installed["webhooks"])
+        if w["name"] in bundles and w["clientConfig"].get("caBundle") != bundles[w["name"]]
+    ]
+    if patch:
+        client.resource(configuration["apiVersion"], kind).patch(
+            body=patch, name=name, content_type="application/json-patch+json"
+        )
 
 
 def ensure_namespace(client: Kube, name: str) -> None:

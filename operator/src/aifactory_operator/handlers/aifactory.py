@@ -1,7 +1,6 @@
 """AIFactory handlers: parse -> observe -> plan -> apply -> report."""
 
 import asyncio
-import time
 from typing import Any
 
 import kopf
@@ -16,14 +15,14 @@ from ..kube.observe import (
     list_namespaces,
     list_volumes,
 )
-from ..metrics import RECONCILE_SECONDS, RECONCILES
+from ..metrics import RECONCILES, forget_pools, publish_pools
 from ..reconcile.aifactory import FactoryObservation, FactoryPlan, plan_factory, plan_factory_deletion
 from ..reconcile.conditions import Outcome
 from ..reconcile.nodepools import Node, PodOnNode
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.validation import find_factory_problems
 from .indexes import snapshot_nodes, snapshot_pods
-from .runtime import RESYNC_SECONDS, kube, report, retry_if_progressing
+from .runtime import INSTALLED_BY_HELM, RESYNC_SECONDS, instrumented, kube, report, retry_if_progressing
 
 PLURAL = AIFactory.info.plural
 
@@ -34,6 +33,7 @@ PLURAL = AIFactory.info.plural
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, idle=RESYNC_SECONDS
 )
+@instrumented("AIFactory")
 async def reconcile_factory(
     body: kopf.Body,
     patch: kopf.Patch,
@@ -53,6 +53,7 @@ async def reconcile_factory(
     plan = await asyncio.to_thread(reconcile_once, kube(), factory, nodes, pods)
     if plan.writes:
         logger.debug(f"Wrote {plan.writes} objects factory={factory.name}")
+    publish_pools(factory.name, pool_gpus(plan.status["pools"]))
     report(patch, body, plan.outcome, extra=retention_condition(plan.status["retained"]), **plan.status)
     retry_if_progressing(plan.outcome)
 
@@ -67,7 +68,13 @@ def retention_condition(retained: list[dict[str, Any]]) -> list[tuple[str, str, 
     ]
 
 
+def pool_gpus(pools: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Pool name -> (GPUs allocatable, GPUs in use), as written into status.pools."""
+    return {p["name"]: (p.get("gpusAllocatable", 0), p.get("gpusInUse", 0)) for p in pools}
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL)
+@instrumented("AIFactory")
 async def delete_factory(
     body: kopf.Body, logger: kopf.Logger, nodes_by_name: kopf.Index[str, Node], **_: Any
 ) -> None:
@@ -77,6 +84,8 @@ async def delete_factory(
     except InvalidSpec:
         return
     plan = await asyncio.to_thread(delete_once, kube(), factory, snapshot_nodes(nodes_by_name))
+    forget_pools(factory.name)
+    RECONCILES.labels(kind="AIFactory", outcome="deleted").inc()
     for kept in plan.status["retained"]:
         message = f"Kept {kept['kind']} {kept['name']} factory={factory.name}: {kept['reason']}"
         logger.info(message)
@@ -93,11 +102,9 @@ def parse_factory(body: kopf.Body) -> AIFactory:
 
 def reconcile_once(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list[PodOnNode]) -> FactoryPlan:
     """Observe the children, plan, write what differs. Safe to run any number of times."""
-    started = time.monotonic()
     plan = plan_factory(factory, observe(kube, factory, nodes, pods))
     execute(kube, plan)
     RECONCILES.labels(kind="AIFactory", outcome=plan.outcome.state).inc()
-    RECONCILE_SECONDS.labels(kind="AIFactory").observe(time.monotonic() - started)
     return plan
 
 
@@ -117,6 +124,7 @@ def observe(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list[PodOnN
         datasets=list_datasets_by_namespace(kube),
         cluster_role=get_tenant_admin_role(kube),
         volumes=list_volumes(kube, factory.name),
+        manages_tenant_role=not INSTALLED_BY_HELM,
     )
 
 

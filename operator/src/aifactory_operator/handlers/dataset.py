@@ -7,11 +7,12 @@ import kopf
 from ..api.v1alpha1 import AIFactory, Dataset
 from ..constants import API_VERSION, GROUP, LABEL_FACTORY, VERSION
 from ..kube.client import Kube
+from ..metrics import RECONCILES
 from ..reconcile.conditions import Outcome
 from ..reconcile.datasets import DatasetPlan, plan_dataset
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.storage import claim_name, volume_name
-from .runtime import RESYNC_SECONDS, kube, report, retry_if_progressing
+from .runtime import RESYNC_SECONDS, instrumented, kube, report, retry_if_progressing
 
 PLURAL = Dataset.info.plural
 
@@ -22,14 +23,17 @@ PLURAL = Dataset.info.plural
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, idle=RESYNC_SECONDS
 )
+@instrumented("Dataset")
 def reconcile_dataset(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     """Binds the dataset's claim inside the jurisdiction, or says why it may not."""
     try:
         dataset = parse_resource(Dataset, dict(body))
     except InvalidSpec as invalid:
+        RECONCILES.labels(kind="Dataset", outcome="stalled").inc()
         report(patch, body, invalid.outcome)
         return
     plan = reconcile_dataset_once(kube(), dataset)
+    RECONCILES.labels(kind="Dataset", outcome=plan.outcome.state).inc()
     report(patch, body, plan.outcome, **plan.status)
     retry_if_progressing(plan.outcome)
 

@@ -6,13 +6,12 @@ import kopf
 
 from ..constants import (
     ANNOTATION_MODEL_DIGEST,
-    GPU_RESOURCE,
     GROUP,
     LABEL_MODELENDPOINT,
     LABEL_TRAININGJOB,
     VERSION,
 )
-from ..reconcile.nodepools import PodOnNode
+from ..reconcile.nodepools import PodOnNode, requested_gpus
 from ..reconcile.serving import DeploymentView
 from ..reconcile.training import BatchJob
 
@@ -64,11 +63,7 @@ def pods_by_node(
     node = spec.get("nodeName")
     if not node or status.get("phase") in ("Succeeded", "Failed"):
         return None
-    gpus = sum(
-        int((c.get("resources") or {}).get("requests", {}).get(GPU_RESOURCE, 0))
-        or int((c.get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, 0))
-        for c in spec.get("containers") or []
-    )
+    gpus = requested_gpus(dict(spec))
     daemon = any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
     labels = meta.get("labels") or {}
     training = f"{namespace}/{labels[LABEL_TRAININGJOB]}" if labels.get(LABEL_TRAININGJOB) else ""

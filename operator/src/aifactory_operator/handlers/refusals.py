@@ -10,7 +10,7 @@ from typing import Any
 from ..constants import OPERATOR_NAMESPACE
 from ..kube.auditlog import AuditLog
 from ..kube.client import Kube
-from ..metrics import AUDIT_ENTRIES, POLICY_DENIALS
+from ..metrics import AUDIT_ENTRIES, AUDIT_LOG_ENTRIES, POLICY_DENIALS
 from ..policy.violations import Violation
 from .runtime import now
 
@@ -77,6 +77,7 @@ class RefusalRecorder:
         self.thread.join(timeout=30)
 
     def _drain(self) -> None:
+        self._read_log_length()
         while True:
             batch = [self.pending.get()]
             while len(batch) < BATCH and not self.pending.empty():
@@ -89,12 +90,22 @@ class RefusalRecorder:
             if None in batch:
                 return
 
+    def _read_log_length(self) -> None:
+        """The log's length at startup, read here so that starting the operator never waits on it."""
+        try:
+            AUDIT_LOG_ENTRIES.set(self.log.head()[0])
+        except Exception:
+            logger.exception("Failed to read the audit log's head namespace=%s", self.log.namespace)
+
     def _write(self, refusals: list[Refusal]) -> None:
         if not refusals:
             return
         records = [record for refusal in refusals for record in refusal.records()]
-        self.log.append(records, now=now())
+        written = self.log.append(records, now=now())
         AUDIT_ENTRIES.inc(len(records))
+        # The last sealed entry is the head append leaves (what head() would read), without another read.
+        if written:
+            AUDIT_LOG_ENTRIES.set(written[-1]["seq"])
         for refusal in refusals:
             message = "; ".join(str(v) for v in refusal.violations)
             target = f"{refusal.kind} {refusal.namespace}/{refusal.name or '(new)'}"

@@ -10,12 +10,12 @@ import kopf
 from ..api.v1alpha1 import AIFactory, Dataset, ModelEndpoint, TrainingJob
 from ..constants import API_VERSION, GROUP, VERSION
 from ..kube.client import Kube
-from ..metrics import RECONCILES
+from ..metrics import RECONCILES, TRAINING_ADMISSION_LATENCY, forget_training, publish_training
 from ..reconcile.conditions import Outcome, construct_conditions
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.training import BatchJob, TrainingConfig, TrainingPlan, key_of, plan_training
 from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
-from .runtime import kube
+from .runtime import count_error, kube, measured
 
 TICK_SECONDS = float(os.environ.get("AIFACTORY_TRAINING_TICK_SECONDS", "1"))
 CONFIG = TrainingConfig(
@@ -26,9 +26,42 @@ CONFIG = TrainingConfig(
 
 @kopf.daemon(GROUP, VERSION, "aifactories", cancellation_timeout=10)
 async def run_training(
-    stopped: kopf.DaemonStopped,
-    body: kopf.Body,
-    logger: kopf.Logger,
+    stopped: kopf.DaemonStopped, body: kopf.Body, logger: kopf.Logger, **kwargs: Any
+) -> None:
+    """Admits and follows every TrainingJob of this factory, one decision at a time (kopf passes
+    every index among `kwargs`, by name; plan_tick takes those it reads)."""
+    admitted: set[str] = set()  # jobs whose first admission was observed, in case the index lags
+    while not stopped:
+        try:
+            factory = parse_resource(AIFactory, dict(body))
+        except InvalidSpec:
+            await stopped.wait(TICK_SECONDS)
+            continue
+        with measured("TrainingJob"):
+            await run_tick(factory, logger, admitted, kwargs)
+        await stopped.wait(TICK_SECONDS)
+    forget_training(body.metadata.name)
+
+
+async def run_tick(
+    factory: AIFactory, logger: kopf.Logger, admitted: set[str], kwargs: dict[str, Any]
+) -> None:
+    """Observe (the indexes, in the event loop) -> plan -> write (in a thread) -> report."""
+    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), **kwargs)
+    try:
+        await asyncio.to_thread(execute_training, kube(), plan, jobs, endpoints)
+    except Exception as error:
+        logger.warning(f"Training tick failed factory={factory.name}: {error}")
+        count_error("TrainingJob")
+        return
+    report_tick(factory.name, plan, admitted, {key_of(j) for j in jobs})
+    RECONCILES.labels(kind="TrainingJob", outcome="tick").inc()
+
+
+def plan_tick(
+    factory: AIFactory,
+    now: datetime,
+    *,
     trainingjobs_by_namespace: kopf.Index[str, dict[str, Any]],
     batch_jobs_by_trainingjob: kopf.Index[str, BatchJob],
     datasets_by_namespace: kopf.Index[str, dict[str, Any]],
@@ -37,51 +70,48 @@ async def run_training(
     modelendpoints_by_namespace: kopf.Index[str, dict[str, Any]],
     deployments_by_endpoint: kopf.Index[str, Any],
     **_: Any,
-) -> None:
-    """Admits and follows every TrainingJob of this factory, one decision at a time."""
-    while not stopped:
-        try:
-            factory = parse_resource(AIFactory, dict(body))
-        except InvalidSpec:
-            await stopped.wait(TICK_SECONDS)
-            continue
-        namespaces = [ns for tenant in factory.spec.tenants for ns in tenant.namespaces]
-        raw_jobs = [
-            j for items in snapshot_values(trainingjobs_by_namespace, namespaces).values() for j in items
-        ]
-        jobs = [parse_job(j) for j in raw_jobs]
-        datasets = {
-            f"{d['metadata']['namespace']}/{d['metadata']['name']}": Dataset.model_validate(d)
-            for items in snapshot_values(datasets_by_namespace, namespaces).values()
-            for d in items
-        }
-        batch = snapshot_values(batch_jobs_by_trainingjob, [key_of(j) for j in jobs if j])
-        valid = [j for j in jobs if j is not None]
-        endpoints = [
-            e
-            for items in snapshot_values(modelendpoints_by_namespace, namespaces).values()
-            for body_ in items
-            if (e := parse_endpoint(body_)) is not None
-        ]
-        deployments = {k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v}
-        plan = plan_training(
-            factory,
-            valid,
-            batch,
-            snapshot_nodes(nodes_by_name),
-            snapshot_pods(pods_by_node),
-            datasets,
-            now=datetime.now(UTC),
-            config=CONFIG,
-            endpoints=endpoints,
-            deployments=deployments,
-        )
-        try:
-            await asyncio.to_thread(execute_training, kube(), plan, valid, endpoints)
-        except Exception as error:
-            logger.warning(f"Training tick failed factory={factory.name}: {error}")
-        RECONCILES.labels(kind="TrainingJob", outcome="tick").inc()
-        await stopped.wait(TICK_SECONDS)
+) -> tuple[TrainingPlan, list[TrainingJob], list[ModelEndpoint]]:
+    """The factory's jobs and endpoints as the indexes hold them now, and the plan for this tick."""
+    namespaces = [ns for tenant in factory.spec.tenants for ns in tenant.namespaces]
+    raw_jobs = [j for items in snapshot_values(trainingjobs_by_namespace, namespaces).values() for j in items]
+    jobs = [parse_job(j) for j in raw_jobs]
+    datasets = {
+        f"{d['metadata']['namespace']}/{d['metadata']['name']}": Dataset.model_validate(d)
+        for items in snapshot_values(datasets_by_namespace, namespaces).values()
+        for d in items
+    }
+    batch = snapshot_values(batch_jobs_by_trainingjob, [key_of(j) for j in jobs if j])
+    valid = [j for j in jobs if j is not None]
+    endpoints = [
+        e
+        for items in snapshot_values(modelendpoints_by_namespace, namespaces).values()
+        for body_ in items
+        if (e := parse_endpoint(body_)) is not None
+    ]
+    deployments = {k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v}
+    plan = plan_training(
+        factory,
+        valid,
+        batch,
+        snapshot_nodes(nodes_by_name),
+        snapshot_pods(pods_by_node),
+        datasets,
+        now=now,
+        config=CONFIG,
+        endpoints=endpoints,
+        deployments=deployments,
+    )
+    return plan, valid, endpoints
+
+
+def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: set[str]) -> None:
+    """Queue length, tenant GPUs and the wait of each job admitted for the first time, once per job."""
+    publish_training(factory, plan.queued, plan.tenant_gpus)
+    for key, waited in plan.first_admissions.items():
+        if key not in admitted:
+            TRAINING_ADMISSION_LATENCY.observe(waited)
+            admitted.add(key)
+    admitted &= present
 
 
 def parse_endpoint(body: dict[str, Any]) -> ModelEndpoint | None:

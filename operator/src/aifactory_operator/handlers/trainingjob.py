@@ -7,9 +7,10 @@ import kopf
 
 from ..api.v1alpha1 import ModelEndpoint, Resource, TrainingJob
 from ..constants import GROUP, LABEL_FACTORY, VERSION
+from ..metrics import RECONCILES
 from ..reconcile.conditions import Outcome
 from ..reconcile.parsing import InvalidSpec, parse_resource
-from .runtime import kube, report
+from .runtime import instrumented, kube, report
 
 
 def check_workload(model: type[Resource], body: kopf.Body, patch: kopf.Patch, namespace: str) -> None:
@@ -17,10 +18,14 @@ def check_workload(model: type[Resource], body: kopf.Body, patch: kopf.Patch, na
     try:
         parse_resource(model, dict(body))
     except InvalidSpec as invalid:
+        RECONCILES.labels(kind=model.info.kind, outcome="stalled").inc()
         report(patch, body, invalid.outcome)
         return
     labels = (kube().get("v1", "Namespace", namespace) or {"metadata": {}})["metadata"].get("labels") or {}
-    if not labels.get(LABEL_FACTORY):
+    governed = bool(labels.get(LABEL_FACTORY))
+    # A governed object is left to its factory's training loop, which counts its own reconciles.
+    RECONCILES.labels(kind=model.info.kind, outcome="checked" if governed else "stalled").inc()
+    if not governed:
         report(
             patch,
             body,
@@ -35,6 +40,7 @@ def check_workload(model: type[Resource], body: kopf.Body, patch: kopf.Patch, na
 @kopf.on.resume(GROUP, VERSION, TrainingJob.info.plural)
 @kopf.on.create(GROUP, VERSION, TrainingJob.info.plural)
 @kopf.on.update(GROUP, VERSION, TrainingJob.info.plural)
+@instrumented("TrainingJob")
 def check_trainingjob(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
     check_workload(TrainingJob, body, patch, namespace)
 
@@ -42,5 +48,6 @@ def check_trainingjob(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: A
 @kopf.on.resume(GROUP, VERSION, ModelEndpoint.info.plural)
 @kopf.on.create(GROUP, VERSION, ModelEndpoint.info.plural)
 @kopf.on.update(GROUP, VERSION, ModelEndpoint.info.plural)
+@instrumented("ModelEndpoint")
 def check_modelendpoint(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
     check_workload(ModelEndpoint, body, patch, namespace)

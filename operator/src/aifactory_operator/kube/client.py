@@ -69,10 +69,18 @@ class Kube:
         return dict(result.to_dict())
 
     def list(
-        self, api_version: str, kind: str, *, namespace: str | None = None, label_selector: str = ""
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
     ) -> list[Obj]:
-        """Every object of a kind matching the label selector."""
-        result = self.resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+        """Every object of a kind matching the label and field selectors."""
+        result = self.resource(api_version, kind).get(
+            namespace=namespace, label_selector=label_selector, field_selector=field_selector
+        )
         # List items come without apiVersion and kind; add them so items compare with desired objects.
         return [{"apiVersion": api_version, "kind": kind, **item} for item in result.to_dict()["items"]]
 

@@ -309,6 +309,15 @@ def allocatable_gpus(node: Node) -> int:
     return int(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
 
 
+def requested_gpus(pod_spec: dict[str, Any]) -> int:
+    """nvidia.com/gpu a pod's containers request (a limit alone implies an equal request)."""
+    return sum(
+        int((c.get("resources") or {}).get("requests", {}).get(GPU_RESOURCE, 0))
+        or int((c.get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, 0))
+        for c in pod_spec.get("containers") or []
+    )
+
+
 def is_simulated_by_factory(node: Node) -> bool:
     """A kwok node an AIFactory created (it owns it); adopted nodes, simulated or not, have no such owner."""
     owners = node["metadata"].get("ownerReferences") or []

@@ -3,7 +3,7 @@ validate -> follow the running attempt -> restart or finish -> admit the queue -
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..api.v1alpha1.aifactory import AIFactory, NodePool, Tenant
 from ..api.v1alpha1.dataset import Dataset
@@ -48,11 +48,23 @@ class BatchJob:
     ready: int = 0
 
 
+class TenantGpus(NamedTuple):
+    """A tenant's quota for one GPU product and what admitted work holds of it."""
+
+    quota: int
+    in_use: int
+
+
 @dataclass
 class TrainingPlan:
     apply: list[Obj] = field(default_factory=list)
     delete: list[tuple[str, str]] = field(default_factory=list)  # (namespace, Job name)
     statuses: dict[str, tuple[Obj, Outcome]] = field(default_factory=dict)  # key -> (status fields, outcome)
+    # What the tick decided, for the operator's metrics: jobs still Queued; seconds from creation for
+    # each job admitted for the first time; (tenant, GPU product) -> quota and GPUs held after the tick.
+    queued: int = 0
+    first_admissions: dict[str, float] = field(default_factory=dict)
+    tenant_gpus: dict[tuple[str, str], TenantGpus] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,6 +125,7 @@ def plan_training(
     for tracked in placed:
         _materialise(factory, tracked, plan)
         plan.statuses[key_of(tracked.job)] = (tracked.status, _outcome(tracked.status))
+    plan.queued = sum(1 for t in queued if t.status.get("phase") == "Queued")
     return plan
 
 
@@ -325,11 +338,14 @@ def _admit_queue(
             free[name] -= sizes[key].gpus_per_node
         granted = (sizes[key].tenant, sizes[key].product)
         quota[granted] = quota.get(granted, 0) - sizes[key].gpus
+    plan.tenant_gpus = summarize_tenant_gpus(factory, quota)
     for item in serving:
         _settle_endpoint(factory, item, decision, free, slots, quota, plan)
     for tracked in queued:
         key = key_of(tracked.job)
         if grant := decision.admitted.get(key):
+            if not tracked.status.get("admittedTime"):
+                plan.first_admissions[key] = seconds_since_creation(tracked.job, now)
             _place(tracked, grant, now)
             placed.append(tracked)
             continue
@@ -338,6 +354,23 @@ def _admit_queue(
         else:
             tracked.status.update(queuePosition=decision.positions.get(key), reason=decision.waiting.get(key))
         plan.statuses[key] = (tracked.status, _outcome(tracked.status))
+
+
+def summarize_tenant_gpus(
+    factory: AIFactory, quota_left: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], TenantGpus]:
+    """(tenant, product) -> quota and GPUs held, from what the accounting left of each quota."""
+    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
+    return {
+        key: TenantGpus(quota.get(key, 0), quota.get(key, 0) - quota_left.get(key, 0))
+        for key in sorted(quota.keys() | quota_left.keys())
+    }
+
+
+def seconds_since_creation(job: TrainingJob, now: datetime) -> float:
+    """How long the job has existed (0 when its creation time is unknown)."""
+    created = _parse(job.metadata.get("creationTimestamp"))
+    return max((now - created).total_seconds(), 0.0) if created else 0.0
 
 
 def _endpoints(
