@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# checkov pins many libraries of its own, so it gets a virtualenv apart from the operator's.
+TOOLS := .venv-tools
+CHECKOV := $(TOOLS)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: all install cluster-binaries crds lint unit e2e test run bench cluster-up cluster-down clean
+.PHONY: all install cluster-binaries chart-tools crds lint unit e2e test run bench cluster-up cluster-down clean
 
 all: install
 
@@ -23,8 +27,18 @@ install: $(INSTALLED)
 cluster-binaries:
 	@bash hack/build-binaries.sh >/dev/null
 
+# helm and kstatus (built from their Go modules, cached like the control plane) and checkov, for the
+# chart and GitOps checks.
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+chart-tools: $(CHECKOV)
+	@bash hack/build-helm.sh >/dev/null
+	@bash hack/build-kstatus.sh >/dev/null
+
 crds: install
-	$(PY) -m aifactory_operator.cli crds --out crds
+	$(PY) -m aifactory_operator.cli crds --out crds --chart charts/aifactory-operator --docs docs/reference
 
 lint: install
 	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests bench
@@ -34,10 +48,10 @@ lint: install
 unit: install
 	$(PY) -m pytest tests/unit
 
-e2e: install cluster-binaries
+e2e: install cluster-binaries chart-tools
 	$(PY) -m pytest tests/e2e
 
-test: install cluster-binaries lint
+test: install cluster-binaries chart-tools lint
 	$(PY) -m pytest tests
 
 run: install cluster-binaries
@@ -51,7 +65,7 @@ cluster-down: install
 
 clean:
 	-$(PY) -m aifactory_operator.cli cluster down
-	rm -rf $(VENV) .devcluster
+	rm -rf $(VENV) $(TOOLS) .devcluster
 
 # Long scale runs, not part of `make test`.
 bench: install cluster-binaries

@@ -1,4 +1,6 @@
-"""The command line: `aifactory run | demo | crds | cluster up|down|status | audit verify|show`."""
+"""The command line: `aifactory run | status | demo | crds | cluster up|down|status | audit verify|show`.
+
+Installed as `aifactory` and as `kubectl-aifactory`, so that `kubectl aifactory status` works too."""
 
 import argparse
 import os
@@ -35,7 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)"
     )
+    run.add_argument(
+        "--peering",
+        default=None,
+        help="run as one of several replicas, peering through this ClusterKopfPeering",
+    )
     run.set_defaults(func=_run)
+
+    status = commands.add_parser(
+        "status", help="factories, pools, GPUs by topology domain, tenants, training queue, endpoints"
+    )
+    status.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    status.set_defaults(func=_status)
 
     demo = commands.add_parser("demo", help="the main job: a sample sovereign factory, reconciled")
     demo.add_argument(
@@ -45,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 
     crds = commands.add_parser("crds", help="generate crds/*.yaml from the API models")
     crds.add_argument("--out", type=Path, required=True, help="folder to write the CRDs into")
+    crds.add_argument("--chart", type=Path, help="also write the Helm chart's generated files there")
+    crds.add_argument("--docs", type=Path, help="also write a reference page per custom resource there")
     crds.set_defaults(func=_crds)
 
     cluster = commands.add_parser("cluster", help="the local control plane")
@@ -79,7 +94,31 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())
-    run_operator(verbose=args.verbose, liveness=args.liveness, metrics_port=args.metrics_port)
+    run_operator(
+        verbose=args.verbose, liveness=args.liveness, metrics_port=args.metrics_port, peering=args.peering
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from .constants import API_VERSION
+    from .kube.client import Kube, load_config
+    from .statusview import format_status
+
+    kube = Kube(load_config(args.kubeconfig))
+    print(
+        format_status(
+            factories=kube.list(API_VERSION, "AIFactory"),
+            nodes=kube.list("v1", "Node"),
+            pods=kube.list("v1", "Pod", field_selector="status.phase!=Succeeded,status.phase!=Failed"),
+            jobs=kube.list(API_VERSION, "TrainingJob"),
+            endpoints=kube.list(API_VERSION, "ModelEndpoint"),
+            now=datetime.now(UTC),
+        ),
+        end="",
+    )
     return 0
 
 
@@ -90,9 +129,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _crds(args: argparse.Namespace) -> int:
+    from .chartgen import write_chart_files
     from .crdgen import write_crds
+    from .docsgen import write_references
 
     for path in write_crds(args.out):
+        print(path)
+    for path in write_chart_files(args.chart) if args.chart else []:
+        print(path)
+    for path in write_references(args.docs) if args.docs else []:
         print(path)
     return 0
 

@@ -2,10 +2,18 @@
 
 import asyncio
 import logging
+import secrets
+
+# kopf lets the peer with the highest priority work and pauses the others; equal priorities would
+# pause them all, so each replica draws its own from a range where a tie is vanishingly unlikely.
+PRIORITY_RANGE = 2**31 - 1
 
 
-def run_operator(*, verbose: bool = False, liveness: str | None = None, metrics_port: int = 0) -> None:
-    """Runs until SIGINT/SIGTERM; watches our kinds in every namespace."""
+def run_operator(
+    *, verbose: bool = False, liveness: str | None = None, metrics_port: int = 0, peering: str | None = None
+) -> None:
+    """Runs until SIGINT/SIGTERM; watches our kinds in every namespace. With `peering`, replicas
+    coordinate through that ClusterKopfPeering and only one acts at a time."""
     import kopf
     from prometheus_client import start_http_server
 
@@ -19,7 +27,9 @@ def run_operator(*, verbose: bool = False, liveness: str | None = None, metrics_
     asyncio.run(
         kopf.operator(
             clusterwide=True,
-            standalone=True,
+            standalone=peering is None,
+            peering_name=peering,
+            priority=1 + secrets.randbelow(PRIORITY_RANGE) if peering else None,
             liveness_endpoint=liveness,
         )
     )

@@ -57,6 +57,8 @@ class FactoryObservation:
     datasets: dict[str, list[str]] = field(default_factory=dict)  # namespace -> Dataset names
     cluster_role: Obj | None = None
     volumes: list[Obj] = field(default_factory=list)  # PersistentVolumes labelled with the factory
+    # False when the Helm chart installs the tenant-admin role (the operator may only bind it).
+    manages_tenant_role: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class FactoryPlan:
 def plan_factory(factory: AIFactory, observed: FactoryObservation) -> FactoryPlan:
     """Observed cluster -> the writes that make it match the factory, and the status to report."""
     nodes = plan_nodes(factory, observed.nodes, observed.pods)
-    desired = [*nodes.apply, *desired_children(factory, observed), construct_tenant_admin_role()]
+    shared = [construct_tenant_admin_role()] if observed.manages_tenant_role else []
+    desired = [*nodes.apply, *desired_children(factory, observed), *shared]
     current = _index(observed)
     apply = [obj for obj in desired if not is_satisfied(obj, current.get(object_key(obj)))]
     wanted = {object_key(obj) for obj in desired}

@@ -33,3 +33,25 @@ def format_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path
+
+
+_QUANTITY_SUFFIXES = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("512Gi", "64G", "1000") in bytes."""
+    for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * _QUANTITY_SUFFIXES[suffix])
+    return int(float(quantity))

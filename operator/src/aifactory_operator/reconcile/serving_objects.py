@@ -14,7 +14,13 @@ from ..constants import (
     MODEL_MOUNT,
 )
 from .ownership import construct_owner_reference, managed_labels
-from .podsecurity import restricted_container_security, restricted_pod_security
+from .podsecurity import (
+    SCRATCH,
+    SCRATCH_MOUNT,
+    node_share,
+    restricted_container_security,
+    restricted_pod_security,
+)
 
 Obj = dict[str, Any]
 
@@ -78,19 +84,28 @@ def construct_deployment(
                                 {"name": "http", "containerPort": spec.runtime.port, "protocol": "TCP"}
                             ],
                             "readinessProbe": {"tcpSocket": {"port": spec.runtime.port}, "periodSeconds": 5},
-                            "resources": {
-                                "requests": {GPU_RESOURCE: str(spec.gpus_per_replica)},
-                                "limits": {GPU_RESOURCE: str(spec.gpus_per_replica)},
+                            # Loading a model takes minutes: restart only a runtime that stays
+                            # unreachable long after it first answered.
+                            "livenessProbe": {
+                                "tcpSocket": {"port": spec.runtime.port},
+                                "initialDelaySeconds": 60,
+                                "periodSeconds": 10,
+                                "failureThreshold": 6,
                             },
+                            "resources": node_share(pool, spec.gpus_per_replica, GPU_RESOURCE),
                             "securityContext": restricted_container_security(),
-                            "volumeMounts": [{"name": "model", "mountPath": model_path, "readOnly": True}],
+                            "volumeMounts": [
+                                {"name": "model", "mountPath": model_path, "readOnly": True},
+                                SCRATCH_MOUNT,
+                            ],
                         }
                     ],
                     "volumes": [
                         {
                             "name": "model",
                             "persistentVolumeClaim": {"claimName": f"dataset-{model.name}", "readOnly": True},
-                        }
+                        },
+                        SCRATCH,
                     ],
                 },
             },

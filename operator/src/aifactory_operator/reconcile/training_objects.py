@@ -15,7 +15,13 @@ from ..constants import (
     SIMULATION_PREFIX,
 )
 from .ownership import construct_owner_reference, managed_labels
-from .podsecurity import restricted_container_security, restricted_pod_security
+from .podsecurity import (
+    SCRATCH,
+    SCRATCH_MOUNT,
+    node_share,
+    restricted_container_security,
+    restricted_pod_security,
+)
 
 Obj = dict[str, Any]
 # Pods on a node that stops answering are evicted after this long (the default is 300 s), so a
@@ -145,15 +151,12 @@ def construct_pod_spec(
                 **({"args": job.spec.args} if job.spec.args else {}),
                 "env": construct_env(job, attempt, name),
                 "ports": [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}],
-                "resources": {
-                    "requests": {GPU_RESOURCE: str(job.spec.gpus_per_node)},
-                    "limits": {GPU_RESOURCE: str(job.spec.gpus_per_node)},
-                },
+                "resources": node_share(pool, job.spec.gpus_per_node, GPU_RESOURCE),
                 "securityContext": restricted_container_security(),
-                "volumeMounts": mounts,
+                "volumeMounts": [*mounts, SCRATCH_MOUNT],
             }
         ],
-        "volumes": volumes,
+        "volumes": [*volumes, SCRATCH],
     }
 
 

@@ -1,0 +1,136 @@
+"""The Helm chart on the real control plane: install, install again, upgrade to high availability,
+uninstall. KWOK runs the operator's pods (the image is not pulled here); everything else is real.
+
+The session's operator runs outside the cluster and applies the same shared objects as the chart
+(admission policies, webhook configurations, tenant-admin role); it is stopped and those objects
+removed first, as on a cluster the operator never ran on, and both come back afterwards."""
+
+import time
+
+import pytest
+from charttools import CHART, render
+from charttools import helm as run_helm
+from factories import make_existing_node
+
+from aifactory_operator.kube.client import Kube
+from aifactory_operator.reconcile.admission_policies import FACTORY_POLICY_NAMES
+from conftest import unique, wait_for
+
+API = "admissionregistration.k8s.io/v1"
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ClusterKopfPeering",
+}
+SHARED = [
+    *((API, "ValidatingAdmissionPolicy", n) for n in FACTORY_POLICY_NAMES),
+    *(
+        (API, kind, n)
+        for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+        for n in ("aifactory-namespace-guard", "aifactory-tenant-objects-guard", "aifactory-audit-log-guard")
+    ),
+    (API, "ValidatingWebhookConfiguration", "aifactory-sovereignty"),
+    (API, "MutatingWebhookConfiguration", "aifactory-refusal-audit"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "aifactory-tenant-admin"),
+]
+
+
+@pytest.fixture
+def clean_cluster(kube: Kube, operator):
+    """No operator running and none of its shared objects; both restored afterwards."""
+    operator.stop()
+    for api_version, kind, name in SHARED:
+        kube.delete(api_version, kind, name)
+    node = unique("system")
+    kube.apply(
+        make_existing_node(node, {"kubernetes.io/hostname": node, "node-role.example/system": "true"}, gpus=0)
+    )
+    yield node
+    kube.delete("v1", "Node", node)
+    operator.start()
+    wait_for(
+        lambda: kube.get(API, "ValidatingWebhookConfiguration", "aifactory-sovereignty"), "the operator back"
+    )
+
+
+def cluster_objects(release_objects: list[dict]) -> list[tuple[str, str, str]]:
+    return [
+        (o["apiVersion"], o["kind"], o["metadata"]["name"])
+        for o in release_objects
+        if o["kind"] in CLUSTER_SCOPED
+    ]
+
+
+def test_the_chart_installs_upgrades_and_uninstalls_cleanly(kube, kubectl, kubeconfig, clean_cluster):
+    namespace, release = unique("aif-helm"), "aifactory"
+
+    started = time.monotonic()
+    run_helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--create-namespace",
+        "--wait",
+        "--timeout=180s",
+        kubeconfig=kubeconfig,
+    )
+    install_seconds = time.monotonic() - started
+    kubectl(
+        "-n", namespace, "wait", "--for=condition=Available", "deployment/aifactory-operator", "--timeout=60s"
+    )
+    for crd in ("aifactories", "datasets", "trainingjobs", "modelendpoints"):
+        kubectl("wait", "--for=condition=Established", f"crd/{crd}.aifactory.dev", "--timeout=30s")
+    installed = render(namespace=namespace)
+    for api_version, kind, name in cluster_objects(installed):
+        assert kube.get(api_version, kind, name) is not None, (kind, name)
+    webhook = kube.get(API, "ValidatingWebhookConfiguration", "aifactory-sovereignty")
+    assert webhook["webhooks"][0]["clientConfig"]["service"]["namespace"] == namespace
+
+    # Installing again changes nothing; upgrading to three replicas adds peering and a budget.
+    run_helm(
+        "upgrade",
+        "--install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--wait",
+        "--timeout=180s",
+        kubeconfig=kubeconfig,
+    )
+    run_helm(
+        "upgrade",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set=replicas=3",
+        "--wait",
+        "--timeout=180s",
+        kubeconfig=kubeconfig,
+    )
+    deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
+    assert deployment["status"].get("availableReplicas") == 3
+    assert kube.get("kopf.dev/v1", "ClusterKopfPeering", "aifactory-operator") is not None
+    assert kube.get("policy/v1", "PodDisruptionBudget", "aifactory-operator", namespace) is not None
+    history = run_helm("history", release, "-n", namespace, kubeconfig=kubeconfig).stdout
+    assert history.count("\n") >= 4  # header and three revisions
+
+    run_helm("uninstall", release, "-n", namespace, "--wait", "--timeout=120s", kubeconfig=kubeconfig)
+    upgraded = render("replicas=3", namespace=namespace)
+    left = [o for o in cluster_objects(upgraded) if kube.get(*o) is not None]
+    assert left == []
+    for crd in ("aifactories", "datasets", "trainingjobs", "modelendpoints"):
+        assert (
+            kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{crd}.aifactory.dev")
+            is not None
+        )
+    assert kube.get("apps/v1", "Deployment", "aifactory-operator", namespace) is None
+    kube.delete("v1", "Namespace", namespace)
+    print(f"helm install --wait took {install_seconds:.1f}s")
