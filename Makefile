@@ -74,3 +74,5 @@ bench: install cluster-binaries
 	$(PY) bench/training_e2e.py --jobs 200 --nodes 100 --json bench/training_e2e.json
 	$(PY) bench/serving_e2e.py --endpoints 50 --json bench/serving_e2e.json
 	$(PY) bench/webhook_latency.py --admissions 1000 --json bench/webhook_latency.json
+	AIFACTORY_CHAOS_FULL=1 $(PY) -m pytest -m chaos tests/e2e
+	$(PY) bench/report.py

@@ -12,12 +12,19 @@ class OperatorProcess:
     """`aifactory run` in a child process, logging to a file."""
 
     def __init__(
-        self, kubeconfig: Path, log_path: Path, *, verbose: bool = True, metrics_port: int = 0
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        *,
+        verbose: bool = True,
+        metrics_port: int = 0,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.verbose = verbose
         self.metrics_port = metrics_port
+        self.args = args
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -32,6 +39,7 @@ class OperatorProcess:
                     "run",
                     *(["--verbose"] if self.verbose else []),
                     f"--metrics-port={self.metrics_port}",
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -63,6 +63,19 @@ def down(layout: Layout) -> None:
         layout.state_file.unlink()
 
 
+def restart(repo: Path, layout: Layout, name: str) -> None:
+    """Stops one component and starts it again with the same arguments: the chaos tests use it to
+    cut every watch stream of kube-apiserver and see the clients reconnect by themselves."""
+    running = _load_state(layout)
+    [old] = [p for p in running if p.name == name]
+    stop_process(old.pid, old.executable)
+    component = next(c for c in construct_components(layout, ensure_binaries(repo)) if c.name == name)
+    new = _start(component, layout)
+    _wait_until_healthy(component, new, layout)
+    _save_state(layout, [new if p.name == name else p for p in running], read_versions(repo))
+    _log(f"{name} restarted")
+
+
 def is_healthy(layout: Layout) -> bool:
     """True when every recorded process runs and kube-apiserver answers /readyz."""
     processes = _load_state(layout)

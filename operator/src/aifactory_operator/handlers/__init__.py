@@ -2,7 +2,10 @@
 
 from . import admission_control, aifactory, dataset, indexes, settings, training, trainingjob, webhook
 
-webhook.register()
+# Admission handlers only where the webhook is served: kopf refuses to start with handlers and no
+# server (AIFACTORY_WEBHOOK=off, e.g. an operator outside a remote cluster).
+if admission_control.WebhookSettings.from_env().enabled:
+    webhook.register()
 
 __all__ = [
     "admission_control",

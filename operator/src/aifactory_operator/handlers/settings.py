@@ -1,6 +1,7 @@
 """Operator-wide kopf settings."""
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -20,6 +21,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    # With peering (several replicas), a standby takes over once the active replica's record is
+    # this old; kopf's default is a minute.
+    settings.peering.lifetime = int(os.environ.get("AIFACTORY_PEERING_LIFETIME_SECONDS", "60"))
 
 
 @kopf.on.login()

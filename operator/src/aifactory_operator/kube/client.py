@@ -13,6 +13,8 @@ from kubernetes.dynamic.resource import Resource
 
 from ..constants import FIELD_MANAGER
 from ..metrics import WRITES
+from .faults import after_write
+from .retries import retrying
 
 Obj = dict[str, Any]
 
@@ -44,28 +46,34 @@ class Kube:
         """Server-side apply: we own exactly the fields we send; a repeat with the same body is a no-op."""
         meta = obj["metadata"]
         WRITES.labels(kind=obj["kind"], verb="apply").inc()
-        result = self.dynamic.server_side_apply(
-            self.resource(obj["apiVersion"], obj["kind"]),
-            body=obj,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
+        result = retrying(
+            lambda: self.dynamic.server_side_apply(
+                self.resource(obj["apiVersion"], obj["kind"]),
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
         )
+        after_write()
         return dict(result.to_dict())
 
     def apply_status(self, obj: Obj) -> Obj:
         """Server-side apply to the status subresource (the main endpoint ignores status)."""
         meta = obj["metadata"]
         status = self.resource(obj["apiVersion"], obj["kind"]).subresources["status"]
-        result = self.dynamic.server_side_apply(
-            status,
-            body={k: obj[k] for k in ("apiVersion", "kind", "metadata", "status")},
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
+        result = retrying(
+            lambda: self.dynamic.server_side_apply(
+                status,
+                body={k: obj[k] for k in ("apiVersion", "kind", "metadata", "status")},
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
         )
+        after_write()
         return dict(result.to_dict())
 
     def list(
@@ -98,25 +106,31 @@ class Kube:
         WRITES.labels(kind=kind, verb="delete").inc()
         try:
             # Background propagation: dependents go too (batch Jobs would otherwise orphan their pods).
-            self.resource(api_version, kind).delete(
-                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+            retrying(
+                lambda: self.resource(api_version, kind).delete(
+                    name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+                )
             )
         except ApiException as error:
             if error.status == 404:
                 return False
             raise
+        after_write()
         return True
 
     def patch(self, api_version: str, kind: str, name: str, body: Obj, namespace: str | None = None) -> Obj:
         """Strategic merge patch, for fields server-side apply cannot share (atomic lists we co-own)."""
         WRITES.labels(kind=kind, verb="patch").inc()
-        result = self.resource(api_version, kind).patch(
-            body=body,
-            name=name,
-            namespace=namespace,
-            content_type="application/strategic-merge-patch+json",
-            field_manager=FIELD_MANAGER,
+        result = retrying(
+            lambda: self.resource(api_version, kind).patch(
+                body=body,
+                name=name,
+                namespace=namespace,
+                content_type="application/strategic-merge-patch+json",
+                field_manager=FIELD_MANAGER,
+            )
         )
+        after_write()
         return dict(result.to_dict())
 
     def patch_status(
@@ -125,13 +139,16 @@ class Kube:
         """JSON merge patch of the status subresource (None removes a field)."""
         WRITES.labels(kind=kind, verb="patch-status").inc()
         resource = self.resource(api_version, kind).subresources["status"]
-        self.dynamic.patch(
-            resource,
-            body={"status": status},
-            name=name,
-            namespace=namespace,
-            content_type="application/merge-patch+json",
+        retrying(
+            lambda: self.dynamic.patch(
+                resource,
+                body={"status": status},
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
         )
+        after_write()
 
     def record_event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         """A core/v1 Event about `involved` (in its namespace, or default for cluster-scoped ones)."""
@@ -161,6 +178,7 @@ class Kube:
         }
         WRITES.labels(kind="Event", verb="create").inc()
         self.resource("v1", "Event").create(body=event, namespace=namespace)
+        after_write()
 
     def apply_all(self, objs: Iterable[Obj]) -> int:
         """Applies each object; returns how many were sent."""
