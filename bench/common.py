@@ -94,3 +94,32 @@ def dataset_body(name: str, namespace: str, storage: str, purpose: str = "traini
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+# The user agents of the operator's own client and of kopf, as the audit log records them.
+OPERATOR_AGENTS = ("aifactory-operator", "kopf")
+
+
+def audit_offset(layout: Layout) -> int:
+    """Where the API server's audit log ends now: count requests from here on."""
+    path = layout.logs / "audit.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def requests_by_verb(
+    layout: Layout, offset: int, agents: tuple[str, ...] = ("OpenAPI-Generator", "kopf")
+) -> dict[str, int]:
+    """API requests since `offset` from clients whose user agent starts with one of `agents`, by
+    verb (create, patch, update, delete, get, list, watch), from the audit log."""
+    counts: dict[str, int] = {}
+    path = layout.logs / "audit.log"
+    if not path.exists():
+        return counts
+    with path.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            event = json.loads(line)
+            if event.get("userAgent", "").startswith(agents):
+                verb = event.get("verb", "")
+                counts[verb] = counts.get(verb, 0) + 1
+    return counts

@@ -10,7 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-from common import dataset_body, factory_body, is_ready, operator_writes, report, start_cluster, wait
+from common import (
+    OPERATOR_AGENTS,
+    audit_offset,
+    dataset_body,
+    factory_body,
+    is_ready,
+    operator_writes,
+    report,
+    requests_by_verb,
+    start_cluster,
+    wait,
+)
 
 from aifactory_operator.api.v1alpha1 import AIFactory, Dataset, ModelEndpoint
 from aifactory_operator.constants import API_VERSION
@@ -117,6 +128,7 @@ def run(count: int) -> dict:
         kube.delete("v1", "Namespace", direct)
 
         writes_before = operator_writes(METRICS_PORT)
+        audit_from, cpu_before = audit_offset(layout), operator.cpu_seconds()
         started = time.monotonic()
         for i in range(count):
             kube.apply(endpoint_body(f"ep-{i}", namespace))
@@ -129,6 +141,8 @@ def run(count: int) -> dict:
         )
         seconds = time.monotonic() - started
         writes = operator_writes(METRICS_PORT) - writes_before
+        by_verb = requests_by_verb(layout, audit_from, OPERATOR_AGENTS)
+        cpu = operator.cpu_seconds() - cpu_before
         rss = operator.peak_rss_kib()
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
@@ -140,6 +154,10 @@ def run(count: int) -> dict:
         "ratio_operator_to_baseline": round(seconds / baseline, 2),
         "operator_writes_per_endpoint": round(writes / count, 2),
         "operator_peak_rss_mib": round(rss / 1024, 1),
+        "operator_cpu_seconds": round(cpu, 1),
+        "api_requests_per_modelendpoint_by_verb": {
+            v: round(n / count, 2) for v, n in sorted(by_verb.items())
+        },
     }
 
 

@@ -71,6 +71,13 @@ class OperatorProcess:
                 return int(line.split()[1])
         return 0
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the operator has used so far, from /proc."""
+        if self.process is None:
+            return 0.0
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         """SIGKILL: a crash, for tests of what survives one."""
         if self.process is not None and self.process.poll() is None:

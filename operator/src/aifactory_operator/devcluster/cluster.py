@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .binaries import ensure_binaries, read_versions
-from .components import Component, construct_components
+from .components import AUDIT_POLICY, AUDIT_POLICY_FILE, Component, construct_components
 from .errors import DevClusterError
 from .health import fetch, has_default_service_account, wait_until
 from .kubeconfig import construct_kubeconfig, write_kubeconfig
@@ -112,6 +112,7 @@ def _prepare_files(layout: Layout) -> None:
     shutil.rmtree(layout.etcd_data, ignore_errors=True)
     shutil.rmtree(layout.logs, ignore_errors=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
+    (layout.root / AUDIT_POLICY_FILE).write_text(AUDIT_POLICY)
     write_pki(layout.pki)
     ca_pem = (layout.pki / "ca.crt").read_bytes()
     token = _admin_token(layout)

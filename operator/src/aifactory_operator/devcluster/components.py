@@ -80,8 +80,26 @@ def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
         "--max-requests-inflight=1000",
         "--max-mutating-requests-inflight=500",
         "--enable-priority-and-fairness=false",
+        # The admin's requests (the operator's and the tests' in this cluster) are logged, so the
+        # benchmarks can count API requests by verb and client.
+        f"--audit-policy-file={layout.root / AUDIT_POLICY_FILE}",
+        f"--audit-log-path={layout.logs / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
     ]
     return Component("kube-apiserver", argv, f"{layout.apiserver_url}/readyz")
+
+
+AUDIT_POLICY_FILE = "audit-policy.yaml"
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: [admin]
+  - level: None
+"""
 
 
 def construct_controller_manager(layout: Layout, bin_dir: Path) -> Component:
