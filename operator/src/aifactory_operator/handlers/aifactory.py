@@ -1,6 +1,7 @@
 """AIFactory handlers: parse -> observe -> plan -> apply -> report."""
 
 import asyncio
+from collections import defaultdict
 from typing import Any
 
 import kopf
@@ -25,6 +26,9 @@ from .indexes import snapshot_nodes, snapshot_pods
 from .runtime import INSTALLED_BY_HELM, RESYNC_SECONDS, instrumented, kube, report, retry_if_progressing
 
 PLURAL = AIFactory.info.plural
+# kopf runs a timer beside the change handlers of the same object, so a resync could overlap a
+# slow reconcile (one waiting out a 429) and send the same writes twice; one at a time per factory.
+RECONCILING: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -49,8 +53,9 @@ async def reconcile_factory(
         RECONCILES.labels(kind="AIFactory", outcome="stalled").inc()
         report(patch, body, invalid.outcome)
         return
-    nodes, pods = snapshot_nodes(nodes_by_name), snapshot_pods(pods_by_node)
-    plan = await asyncio.to_thread(reconcile_once, kube(), factory, nodes, pods)
+    async with RECONCILING[factory.name]:
+        nodes, pods = snapshot_nodes(nodes_by_name), snapshot_pods(pods_by_node)
+        plan = await asyncio.to_thread(reconcile_once, kube(), factory, nodes, pods)
     if plan.writes:
         logger.debug(f"Wrote {plan.writes} objects factory={factory.name}")
     publish_pools(factory.name, pool_gpus(plan.status["pools"]))
@@ -83,7 +88,9 @@ async def delete_factory(
         factory = parse_resource(AIFactory, dict(body))
     except InvalidSpec:
         return
-    plan = await asyncio.to_thread(delete_once, kube(), factory, snapshot_nodes(nodes_by_name))
+    async with RECONCILING[factory.name]:
+        plan = await asyncio.to_thread(delete_once, kube(), factory, snapshot_nodes(nodes_by_name))
+    RECONCILING.pop(factory.name, None)
     forget_pools(factory.name)
     RECONCILES.labels(kind="AIFactory", outcome="deleted").inc()
     for kept in plan.status["retained"]:
