@@ -69,10 +69,10 @@ clean:
 
 # Long scale runs, not part of `make test`.
 bench: install cluster-binaries
-	$(PY) bench/admission.py --jobs 1000 --nodes 500 --json bench/admission.json
-	$(PY) bench/factory_scale.py --nodes 1000 --json bench/factory_scale.json
-	$(PY) bench/training_e2e.py --jobs 200 --nodes 100 --json bench/training_e2e.json
+	$(PY) bench/admission.py --jobs 10000 --nodes 256 --json bench/admission.json
+	$(PY) bench/training_e2e.py --jobs 1000 --nodes 256 --json bench/training_e2e.json
 	$(PY) bench/serving_e2e.py --endpoints 50 --json bench/serving_e2e.json
 	$(PY) bench/webhook_latency.py --admissions 1000 --json bench/webhook_latency.json
+	$(PY) bench/factory_scale.py --nodes 10000 --jobs 10000 --json bench/factory_scale.json
 	AIFACTORY_CHAOS_FULL=1 $(PY) -m pytest -m chaos tests/e2e
 	$(PY) bench/report.py

@@ -1,7 +1,8 @@
 """How long a factory of N simulated GPU nodes takes to become Ready through the operator, against
-a baseline that creates the same nodes directly with one client, in the same run.
+a baseline that creates the same nodes directly with one client, in the same run; then how long
+M TrainingJobs take to all run on it, and the operator's memory at that size.
 
-Usage: python bench/factory_scale.py [--nodes 1000] [--json out.json]
+Usage: python bench/factory_scale.py [--nodes 1000] [--jobs 0] [--json out.json]
 """
 
 import argparse
@@ -23,7 +24,7 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
 METRICS_PORT = 18090
 
 
-def scale_factory(name: str, nodes: int) -> dict:
+def scale_factory(name: str, nodes: int, namespace: str | None = None) -> dict:
     pool = {
         "name": "h100",
         "gpuProduct": "NVIDIA-H100-80GB-HBM3",
@@ -32,7 +33,44 @@ def scale_factory(name: str, nodes: int) -> dict:
         "region": "de-fra",
         "topology": {"nodesPerNvlinkDomain": 8, "nvlinkDomainsPerRack": 4},
     }
-    return factory_body(name, "de-fra", pools=[pool])
+    tenants = [
+        {
+            "name": "scale",
+            "namespaces": [namespace],
+            "clearance": "internal",
+            "gpuQuota": [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": nodes * 8}],
+        }
+    ]
+    return factory_body(name, "de-fra", pools=[pool], tenants=tenants if namespace else None)
+
+
+def scale_job(name: str, namespace: str) -> dict:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"image": "registry.factory.internal/t:1", "nodes": 1, "gpusPerNode": 4, "pool": "h100"},
+    }
+
+
+def running_jobs(kube: Kube, namespace: str) -> int:
+    return sum(
+        (j.get("status") or {}).get("phase") == "Running"
+        for j in kube.list(API_VERSION, "TrainingJob", namespace=namespace)
+    )
+
+
+def run_jobs(kube: Kube, namespace: str, jobs: int) -> float:
+    """Seconds from the first create to every job Running (polled every 5 s: listing them all is
+    not free for the API server either)."""
+    started = time.monotonic()
+    for i in range(jobs):
+        kube.apply(scale_job(f"job-{i}", namespace))
+    while running_jobs(kube, namespace) < jobs:
+        if time.monotonic() - started > 3600:
+            raise SystemExit(f"timed out waiting for {jobs} running TrainingJobs")
+        time.sleep(5)
+    return time.monotonic() - started
 
 
 def node_writes(layout) -> int:
@@ -68,7 +106,7 @@ def wait_ready_nodes(kube: Kube, selector: str, count: int, timeout: float = 900
     raise SystemExit(f"timed out waiting for {count} ready nodes ({selector})")
 
 
-def run(nodes: int) -> dict:
+def run(nodes: int, jobs: int) -> dict:
     layout, kube = start_cluster()
 
     # Baseline: the same nodes, created directly by one client with the same server-side apply.
@@ -96,7 +134,7 @@ def run(nodes: int) -> dict:
         name = f"scale-{int(time.time())}"
         writes_before = node_writes(layout)
         started = time.monotonic()
-        kube.apply(scale_factory(name, nodes))
+        kube.apply(scale_factory(name, nodes, name if jobs else None))
         while True:
             factory = kube.get(API_VERSION, "AIFactory", name) or {}
             conditions = factory.get("status", {}).get("conditions", [])
@@ -108,6 +146,8 @@ def run(nodes: int) -> dict:
         operator_seconds = time.monotonic() - started
         writes = node_writes(layout) - writes_before
         own_writes = operator_writes(METRICS_PORT)
+        rss_at_ready = operator.peak_rss_kib()
+        jobs_seconds = run_jobs(kube, name, jobs) if jobs else 0.0
         rss = operator.peak_rss_kib()
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
@@ -120,6 +160,9 @@ def run(nodes: int) -> dict:
         "operator_writes_per_node": round(own_writes / nodes, 2),
         "apiserver_node_writes_per_node": round(writes / nodes, 2),
         "apiserver_node_writes_per_node_baseline": round(baseline_writes / nodes, 2),
+        "operator_peak_rss_mib_at_ready": round(rss_at_ready / 1024, 1),
+        "trainingjobs": jobs,
+        "trainingjobs_seconds_to_all_running": round(jobs_seconds, 1),
         "operator_peak_rss_mib": round(rss / 1024, 1),
     }
 
@@ -127,9 +170,10 @@ def run(nodes: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    return report(run(args.nodes), args.json)
+    return report(run(args.nodes, args.jobs), args.json)
 
 
 if __name__ == "__main__":

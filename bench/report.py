@@ -1,5 +1,5 @@
 """Writes BENCHMARKS.md from the JSON every benchmark leaves in bench/: the machine, the command,
-and each figure beside its baseline from the same run."""
+and each figure beside its baseline from the same run; and BENCHMARKS.json, the same for machines."""
 
 import json
 import os
@@ -64,8 +64,18 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def collect() -> dict[str, Any]:
+    results = {
+        name: json.loads((BENCH / f"{name}.json").read_text())
+        for name in COMMANDS
+        if (BENCH / f"{name}.json").exists()
+    }
+    return {"machine": describe_machine(), "commands": COMMANDS, "results": results}
+
+
 def main() -> int:
     (BENCH.parent / "BENCHMARKS.md").write_text(render())
+    (BENCH.parent / "BENCHMARKS.json").write_text(json.dumps(collect(), indent=2) + "\n")
     print(f"wrote {BENCH.parent / 'BENCHMARKS.md'}", file=sys.stderr)
     return 0
 

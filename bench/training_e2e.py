@@ -10,13 +10,23 @@ import sys
 import time
 from pathlib import Path
 
-from common import factory_body, is_ready, operator_writes, report, start_cluster, wait
+from common import (
+    OPERATOR_AGENTS,
+    audit_offset,
+    factory_body,
+    is_ready,
+    operator_writes,
+    report,
+    requests_by_verb,
+    start_cluster,
+    wait,
+)
 
 from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
-from aifactory_operator.reconcile.training_objects import construct_job, construct_service
+from aifactory_operator.reconcile.training_objects import construct_job, construct_service, needs_service
 
 METRICS_PORT = 18091
 
@@ -38,7 +48,17 @@ def training_factory(name: str, namespace: str, nodes: int) -> dict:
     return factory_body(name, "de-fra", pools=[pool], tenants=[tenant])
 
 
-def training_body(name: str, namespace: str) -> dict:
+# Mixed gang sizes (nodes, GPUs per node), cycled: 1.9 GPUs and 1.25 pods per job on average, so
+# 1,000 jobs fit at once on 256 eight-GPU nodes, as the comparison with plain Jobs needs.
+SIZES = [(1, 1), (1, 2), (2, 1), (1, 4), (1, 1), (1, 1), (2, 1), (1, 2)]
+
+
+def pods_of(jobs: int) -> int:
+    return sum(SIZES[i % len(SIZES)][0] for i in range(jobs))
+
+
+def training_body(name: str, namespace: str, index: int) -> dict:
+    nodes, gpus = SIZES[index % len(SIZES)]
     return {
         "apiVersion": API_VERSION,
         "kind": "TrainingJob",
@@ -47,7 +67,12 @@ def training_body(name: str, namespace: str) -> dict:
             "namespace": namespace,
             "annotations": {"sim.aifactory.dev/duration": "600s"},
         },
-        "spec": {"image": "registry.factory.internal/t:1", "nodes": 1, "gpusPerNode": 4, "pool": "h100"},
+        "spec": {
+            "image": "registry.factory.internal/t:1",
+            "nodes": nodes,
+            "gpusPerNode": gpus,
+            "pool": "h100",
+        },
     }
 
 
@@ -85,25 +110,28 @@ def run(jobs: int, nodes: int) -> dict:
         ]
         started = time.monotonic()
         for i in range(jobs):
-            body = training_body(f"job-{i}", direct_ns)
+            body = training_body(f"job-{i}", direct_ns, i)
             body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
             model = TrainingJob.model_validate(body)
-            service, job = construct_service(model), construct_job(model, pool, name, pool_nodes, 0)
-            for obj in (service, job):
+            job = construct_job(model, pool, name, pool_nodes, 0)
+            for obj in ([construct_service(model)] if needs_service(model) else []) + [job]:
                 obj["metadata"].pop("ownerReferences")
                 kube.apply(obj)
-        wait_running(kube, direct_ns, jobs)
+        wait_running(kube, direct_ns, pods_of(jobs))
         baseline_seconds = time.monotonic() - started
         kube.delete("v1", "Namespace", direct_ns)
         time.sleep(5)
 
         writes_before = operator_writes(METRICS_PORT)
+        audit_from, cpu_before = audit_offset(layout), operator.cpu_seconds()
         started = time.monotonic()
         for i in range(jobs):
-            kube.apply(training_body(f"job-{i}", namespace))
-        wait_running(kube, namespace, jobs)
+            kube.apply(training_body(f"job-{i}", namespace, i))
+        wait_running(kube, namespace, pods_of(jobs))
         operator_seconds = time.monotonic() - started
         writes = operator_writes(METRICS_PORT) - writes_before
+        by_verb = requests_by_verb(layout, audit_from, OPERATOR_AGENTS)
+        cpu = operator.cpu_seconds() - cpu_before
         rss = operator.peak_rss_kib()
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
@@ -114,8 +142,11 @@ def run(jobs: int, nodes: int) -> dict:
         "operator_seconds_to_all_running": round(operator_seconds, 1),
         "baseline_direct_jobs_seconds_to_all_running": round(baseline_seconds, 1),
         "ratio_operator_to_baseline": round(operator_seconds / baseline_seconds, 2),
+        "throughput_ratio_baseline_over_operator": round(baseline_seconds / operator_seconds, 2),
         "operator_writes_per_trainingjob": round(writes / jobs, 2),
         "operator_peak_rss_mib": round(rss / 1024, 1),
+        "operator_cpu_seconds": round(cpu, 1),
+        "api_requests_per_trainingjob_by_verb": {v: round(n / jobs, 2) for v, n in sorted(by_verb.items())},
     }
 
 

@@ -54,6 +54,14 @@ def test_a_new_job_is_admitted_and_materialised_in_one_decision():
     assert outcome.state == "progressing"
 
 
+def test_a_single_worker_needs_no_service_and_rendezvouses_on_loopback():
+    result = plan([make_job(nodes=1)])
+    assert [o["kind"] for o in result.apply] == ["Job"]
+    pod = result.apply[0]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["MASTER_ADDR"] == "127.0.0.1" and "subdomain" not in pod
+
+
 def test_a_job_that_does_not_fit_waits_with_its_position_and_reason():
     running = make_job(
         "big",

@@ -31,6 +31,7 @@ async def run_training(
     """Admits and follows every TrainingJob of this factory, one decision at a time (kopf passes
     every index among `kwargs`, by name; plan_tick takes those it reads)."""
     admitted: set[str] = set()  # jobs whose first admission was observed, in case the index lags
+    parsed = ParsedModels()
     while not stopped:
         try:
             factory = parse_resource(AIFactory, dict(body))
@@ -38,16 +39,45 @@ async def run_training(
             await stopped.wait(TICK_SECONDS)
             continue
         with measured("TrainingJob"):
-            await run_tick(factory, logger, admitted, kwargs)
+            await run_tick(factory, logger, admitted, parsed, kwargs)
         await stopped.wait(TICK_SECONDS)
     forget_training(body.metadata.name)
 
 
+class ParsedModels:
+    """Each job and endpoint validated once per resourceVersion: with thousands queued, validating
+    every body on every tick would be most of the loop's CPU. Forgets what a tick did not ask for."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, str], Any] = {}
+        self.asked: set[tuple[str, str]] = set()
+
+    def parse(self, model: type[TrainingJob] | type[ModelEndpoint], body: dict[str, Any]) -> Any:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+        self.asked.add(key)
+        if key not in self.models:
+            try:
+                self.models[key] = parse_resource(model, body)
+            except InvalidSpec:
+                self.models[key] = None
+        return self.models[key]
+
+    def forget_unasked(self) -> None:
+        self.models = {k: v for k, v in self.models.items() if k in self.asked}
+        self.asked = set()
+
+
 async def run_tick(
-    factory: AIFactory, logger: kopf.Logger, admitted: set[str], kwargs: dict[str, Any]
+    factory: AIFactory,
+    logger: kopf.Logger,
+    admitted: set[str],
+    parsed: ParsedModels,
+    kwargs: dict[str, Any],
 ) -> None:
     """Observe (the indexes, in the event loop) -> plan -> write (in a thread) -> report."""
-    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), **kwargs)
+    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), parsed=parsed, **kwargs)
+    parsed.forget_unasked()
     try:
         await asyncio.to_thread(execute_training, kube(), plan, jobs, endpoints)
     except Exception as error:
@@ -62,6 +92,7 @@ def plan_tick(
     factory: AIFactory,
     now: datetime,
     *,
+    parsed: ParsedModels,
     trainingjobs_by_namespace: kopf.Index[str, dict[str, Any]],
     batch_jobs_by_trainingjob: kopf.Index[str, BatchJob],
     datasets_by_namespace: kopf.Index[str, dict[str, Any]],
@@ -74,7 +105,7 @@ def plan_tick(
     """The factory's jobs and endpoints as the indexes hold them now, and the plan for this tick."""
     namespaces = [ns for tenant in factory.spec.tenants for ns in tenant.namespaces]
     raw_jobs = [j for items in snapshot_values(trainingjobs_by_namespace, namespaces).values() for j in items]
-    jobs = [parse_job(j) for j in raw_jobs]
+    jobs = [parsed.parse(TrainingJob, j) for j in raw_jobs]
     datasets = {
         f"{d['metadata']['namespace']}/{d['metadata']['name']}": Dataset.model_validate(d)
         for items in snapshot_values(datasets_by_namespace, namespaces).values()
@@ -86,7 +117,7 @@ def plan_tick(
         e
         for items in snapshot_values(modelendpoints_by_namespace, namespaces).values()
         for body_ in items
-        if (e := parse_endpoint(body_)) is not None
+        if (e := parsed.parse(ModelEndpoint, body_)) is not None
     ]
     deployments = {k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v}
     plan = plan_training(
@@ -112,20 +143,6 @@ def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: s
             TRAINING_ADMISSION_LATENCY.observe(waited)
             admitted.add(key)
     admitted &= present
-
-
-def parse_endpoint(body: dict[str, Any]) -> ModelEndpoint | None:
-    try:
-        return parse_resource(ModelEndpoint, body)
-    except InvalidSpec:
-        return None
-
-
-def parse_job(body: dict[str, Any]) -> TrainingJob | None:
-    try:
-        return parse_resource(TrainingJob, body)
-    except InvalidSpec:
-        return None
 
 
 def execute_training(

@@ -1,5 +1,9 @@
 """TrainingJob and ModelEndpoint handlers: the factory's loop owns admission and status; these only
-refuse what no loop will pick up (a spec that does not parse, a namespace of no factory)."""
+refuse what no loop will pick up (a spec that does not parse, a namespace of no factory).
+
+They watch events rather than changes: a change handler costs one more write per object (kopf
+records the handled spec in an annotation), and a check that only ever writes a status on failure
+has nothing to remember."""
 
 from typing import Any
 
@@ -13,13 +17,19 @@ from ..reconcile.parsing import InvalidSpec, parse_resource
 from .runtime import instrumented, kube, report
 
 
-def check_workload(model: type[Resource], body: kopf.Body, patch: kopf.Patch, namespace: str) -> None:
+def check_workload(
+    model: type[Resource], event: str | None, body: kopf.Body, patch: kopf.Patch, namespace: str
+) -> None:
     """Stalled when the spec does not parse or no factory governs the namespace."""
+    if event == "DELETED":
+        return
     try:
         parse_resource(model, dict(body))
     except InvalidSpec as invalid:
         RECONCILES.labels(kind=model.info.kind, outcome="stalled").inc()
         report(patch, body, invalid.outcome)
+        return
+    if owned_by_a_loop(body):
         return
     labels = (kube().get("v1", "Namespace", namespace) or {"metadata": {}})["metadata"].get("labels") or {}
     governed = bool(labels.get(LABEL_FACTORY))
@@ -37,17 +47,23 @@ def check_workload(model: type[Resource], body: kopf.Body, patch: kopf.Patch, na
         )
 
 
-@kopf.on.resume(GROUP, VERSION, TrainingJob.info.plural)
-@kopf.on.create(GROUP, VERSION, TrainingJob.info.plural)
-@kopf.on.update(GROUP, VERSION, TrainingJob.info.plural)
+def owned_by_a_loop(body: kopf.Body) -> bool:
+    """A factory's loop has reported on this generation, so its namespace is governed (a stale
+    verdict of ours, NotATenantNamespace, is looked at again)."""
+    status = body.get("status") or {}
+    stalled_here = any(c.get("reason") == "NotATenantNamespace" for c in status.get("conditions") or [])
+    return status.get("observedGeneration") == body.metadata.get("generation") and not stalled_here
+
+
+@kopf.on.event(GROUP, VERSION, TrainingJob.info.plural)
 @instrumented("TrainingJob")
-def check_trainingjob(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
-    check_workload(TrainingJob, body, patch, namespace)
+def check_trainingjob(type: str | None, body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
+    check_workload(TrainingJob, type, body, patch, namespace)
 
 
-@kopf.on.resume(GROUP, VERSION, ModelEndpoint.info.plural)
-@kopf.on.create(GROUP, VERSION, ModelEndpoint.info.plural)
-@kopf.on.update(GROUP, VERSION, ModelEndpoint.info.plural)
+@kopf.on.event(GROUP, VERSION, ModelEndpoint.info.plural)
 @instrumented("ModelEndpoint")
-def check_modelendpoint(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
-    check_workload(ModelEndpoint, body, patch, namespace)
+def check_modelendpoint(
+    type: str | None, body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any
+) -> None:
+    check_workload(ModelEndpoint, type, body, patch, namespace)

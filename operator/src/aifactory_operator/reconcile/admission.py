@@ -7,9 +7,12 @@ waited `starvation_seconds`; from then on nothing behind it in its pool is admit
 capacity it needs frees up.
 """
 
+import bisect
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
 LEVEL_WORDS = {"nvlinkDomain": "NVLink domain", "rack": "rack"}
 
@@ -65,6 +68,38 @@ def queue_order(requests: list[Request]) -> list[Request]:
     return sorted(requests, key=lambda r: (-r.priority, r.created, r.key))
 
 
+class FreeGPUs:
+    """Free GPUs per node, and per pool the node names bucketed by how many GPUs they have free
+    (each bucket sorted): best fit and "how many nodes fit" without scanning the pool for every job
+    of a deep queue."""
+
+    def __init__(self, nodes: list[NodeSlot]) -> None:
+        self.free = {n.name: n.free for n in nodes}
+        self.slots = {n.name: n for n in nodes}
+        self.buckets: dict[str, dict[int, list[str]]] = defaultdict(dict)
+        for node in sorted(nodes, key=lambda n: n.name):
+            self.buckets[node.pool].setdefault(node.free, []).append(node.name)
+
+    def count(self, pool: str, gpus: int) -> int:
+        return sum(len(names) for level, names in self.buckets[pool].items() if level >= gpus)
+
+    def best_fit(self, pool: str, gpus: int) -> Iterator[NodeSlot]:
+        """Nodes with room for `gpus`, those with the least room first, then by name."""
+        buckets = self.buckets[pool]
+        for level in sorted(level for level in buckets if level >= gpus):
+            for name in buckets[level]:
+                yield self.slots[name]
+
+    def take(self, name: str, gpus: int) -> None:
+        pool, before = self.slots[name].pool, self.free[name]
+        names = self.buckets[pool][before]
+        del names[bisect.bisect_left(names, name)]
+        if not names:
+            del self.buckets[pool][before]
+        self.free[name] = before - gpus
+        bisect.insort(self.buckets[pool].setdefault(before - gpus, []), name)
+
+
 def admit(
     requests: list[Request],
     nodes: list[NodeSlot],
@@ -74,15 +109,22 @@ def admit(
     starvation_seconds: float,
 ) -> Decision:
     """Admits what fits, in queue order, and says for every other job why it waits."""
-    free = {n.name: n.free for n in nodes}
-    by_pool: dict[str, list[NodeSlot]] = defaultdict(list)
-    for node in nodes:
-        by_pool[node.pool].append(node)
+    free = FreeGPUs(nodes)
     quota = dict(quota_left)
     blocked: dict[str, str] = {}  # pool -> the starved head job blocking backfill there
+    # Free GPUs only shrink during a decision, so a shape that did not fit will not fit later;
+    # its explanation (every part of which the shape fixes) holds until the next admission.
+    unplaceable: dict[tuple[str, int, int, str, str], tuple[int, str]] = {}
     decision = Decision()
     position = 0
     for request in queue_order(requests):
+        shape = (
+            request.pool,
+            request.gpus_per_node,
+            request.nodes,
+            request.topology_mode,
+            request.topology_level,
+        )
         if request.pool in blocked:
             decision.waiting[request.key] = (
                 f"waiting behind {blocked[request.pool]}, which has waited longest"
@@ -93,14 +135,17 @@ def admit(
                 f"waiting for quota: tenant '{request.tenant}' has {left} {request.product} GPUs left"
                 f" and the job needs {request.gpus}"
             )
-        elif grant := place(request, by_pool[request.pool], free):
+        elif shape not in unplaceable and (grant := place(request, free)):
             for name in grant.nodes:
-                free[name] -= request.gpus_per_node
+                free.take(name, request.gpus_per_node)
             quota[(request.tenant, request.product)] -= request.gpus
             decision.admitted[request.key] = grant
             continue
         else:
-            decision.waiting[request.key] = explain_capacity(request, by_pool[request.pool], free)
+            admitted = len(decision.admitted)
+            if unplaceable.get(shape, (-1, ""))[0] != admitted:
+                unplaceable[shape] = (admitted, explain_capacity(request, free))
+            decision.waiting[request.key] = unplaceable[shape][1]
             waited = (now - request.waiting_since).total_seconds() if request.waiting_since else 0.0
             if waited >= starvation_seconds:
                 blocked[request.pool] = request.key
@@ -109,35 +154,34 @@ def admit(
     return decision
 
 
-def place(request: Request, pool_nodes: list[NodeSlot], free: dict[str, int]) -> Grant | None:
+def place(request: Request, free: FreeGPUs) -> Grant | None:
     """Nodes for every worker, or None. Tightest fit first, so that large free blocks stay whole."""
-    fitting = [n for n in pool_nodes if free[n.name] >= request.gpus_per_node]
-    if len(fitting) < request.nodes:
+    if free.count(request.pool, request.gpus_per_node) < request.nodes:
         return None
     level = request.topology_level
     if request.topology_mode == "none":
-        return _grant(_best_fit(fitting, free)[: request.nodes], level)
-    groups = _group(fitting, level)
+        return _grant(list(islice(free.best_fit(request.pool, request.gpus_per_node), request.nodes)), level)
+    groups = _group(list(free.best_fit(request.pool, request.gpus_per_node)), level)
     whole = [nodes for nodes in groups.values() if len(nodes) >= request.nodes]
     if whole:
         tightest = min(
-            whole, key=lambda ns: (len(ns), sum(free[n.name] for n in ns), ns[0].domains.get(level, ""))
+            whole, key=lambda ns: (len(ns), sum(free.free[n.name] for n in ns), ns[0].domains.get(level, ""))
         )
-        return _grant(_best_fit(tightest, free)[: request.nodes], level)
+        return _grant(tightest[: request.nodes], level)
     if request.topology_mode == "required":
         return None
     # Preferred: as few domains as possible, so take the domains with the most fitting nodes first.
     chosen: list[NodeSlot] = []
     for nodes in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0].domains.get(level, ""))):
-        chosen.extend(_best_fit(nodes, free)[: request.nodes - len(chosen)])
+        chosen.extend(nodes[: request.nodes - len(chosen)])
         if len(chosen) == request.nodes:
             break
     return _grant(chosen, level)
 
 
-def explain_capacity(request: Request, pool_nodes: list[NodeSlot], free: dict[str, int]) -> str:
+def explain_capacity(request: Request, free: FreeGPUs) -> str:
     """A sentence for status.reason, e.g. waiting for 16 H100 GPUs in one rack; largest free block has 8."""
-    fitting = [n for n in pool_nodes if free[n.name] >= request.gpus_per_node]
+    fitting = list(free.best_fit(request.pool, request.gpus_per_node))
     shape = f"{request.gpus} {request.product} GPUs ({request.nodes} x {request.gpus_per_node})"
     if request.topology_mode == "required":
         largest = max((len(ns) for ns in _group(fitting, request.topology_level).values()), default=0)
@@ -154,10 +198,6 @@ def _group(nodes: list[NodeSlot], level: str) -> dict[str, list[NodeSlot]]:
     for node in nodes:
         groups[node.domains.get(level, node.name)].append(node)
     return groups
-
-
-def _best_fit(nodes: list[NodeSlot], free: dict[str, int]) -> list[NodeSlot]:
-    return sorted(nodes, key=lambda n: (free[n.name], n.name))
 
 
 def _grant(nodes: list[NodeSlot], level: str) -> Grant:

@@ -23,7 +23,7 @@ from .admission import Grant, NodeSlot, Request, admit
 from .conditions import Outcome
 from .nodepools import Node, PodOnNode, all_taints, allocatable_gpus, is_node_ready
 from .serving import DeploymentView, Endpoint, endpoint_request, find_endpoint_problems, finish_endpoint
-from .training_objects import construct_job, construct_service, job_name
+from .training_objects import construct_job, construct_service, job_name, needs_service
 
 Obj = dict[str, Any]
 FINISHED = ("Succeeded", "Failed")
@@ -465,7 +465,8 @@ def _materialise(factory: AIFactory, tracked: _Tracked, plan: TrainingPlan) -> N
     if status.get("phase") not in ("Admitted", "Running") or tracked.has_batch:
         return
     attempt = int(status.get("attempt", 0))
-    plan.apply.append(construct_service(job))
+    if needs_service(job):
+        plan.apply.append(construct_service(job))
     plan.apply.append(construct_job(job, tracked.pool, factory.name, status["placement"]["nodes"], attempt))
 
 

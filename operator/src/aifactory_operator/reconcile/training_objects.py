@@ -1,4 +1,5 @@
-"""The objects an admitted TrainingJob becomes: a headless Service and an indexed batch Job."""
+"""The objects an admitted TrainingJob becomes: an indexed batch Job, and a headless Service when
+there is more than one worker to find (a single worker rendezvouses with itself on loopback)."""
 
 from typing import Any
 
@@ -31,6 +32,11 @@ UNREACHABLE_TOLERATION_SECONDS = 30
 
 def job_name(job: TrainingJob, attempt: int) -> str:
     return f"{job.name}-{attempt}"
+
+
+def needs_service(job: TrainingJob) -> bool:
+    """Only a gang of several workers needs DNS names to find worker 0."""
+    return job.spec.nodes > 1
 
 
 def construct_service(job: TrainingJob) -> Obj:
@@ -104,7 +110,7 @@ def construct_pod_spec(
     mounts, volumes = _volumes(job)
     return {
         "restartPolicy": "Never",
-        "subdomain": job.name,
+        **({"subdomain": job.name} if needs_service(job) else {}),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": restricted_pod_security(),
@@ -161,10 +167,12 @@ def construct_pod_spec(
 
 
 def construct_env(job: TrainingJob, attempt: int, name: str) -> list[Obj]:
-    """torchrun's rendezvous: master = worker 0 through the headless Service; rank = completion index."""
+    """torchrun's rendezvous: master = worker 0 through the headless Service (itself, on loopback,
+    when alone); rank = completion index."""
     spec = job.spec
+    master = f"{name}-0.{job.name}.{job.namespace}.svc" if needs_service(job) else "127.0.0.1"
     env: list[Obj] = [
-        {"name": "MASTER_ADDR", "value": f"{name}-0.{job.name}.{job.namespace}.svc"},
+        {"name": "MASTER_ADDR", "value": master},
         {"name": "MASTER_PORT", "value": str(RENDEZVOUS_PORT)},
         {"name": "NNODES", "value": str(spec.nodes)},
         {"name": "NPROC_PER_NODE", "value": str(spec.gpus_per_node)},
