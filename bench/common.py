@@ -2,16 +2,22 @@
 write counter, readiness checks, and printing the result."""
 
 import json
+import os
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.crdgen import generate_crds
 from aifactory_operator.devcluster import up
 from aifactory_operator.devcluster.layout import Layout, default_layout, find_repo_root
 from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.launcher import OperatorProcess
+
+# The operator's webhook listens this far above the control plane's port base (16450 by default).
+WEBHOOK_PORT_OFFSET = 10
 
 
 def start_cluster() -> tuple[Layout, Kube]:
@@ -35,6 +41,46 @@ def operator_writes(port: int) -> float:
         for line in text.splitlines()
         if line.startswith("aifactory_api_writes_total{")
     )
+
+
+def start_operator(layout: Layout, log_name: str, metrics_port: int) -> OperatorProcess:
+    """The operator on this control plane. Its webhook moves with AIFACTORY_PORT_BASE, so that a
+    second control plane on the machine never sends admission reviews to the first one's operator."""
+    os.environ.setdefault("AIFACTORY_WEBHOOK_LISTEN", f"127.0.0.1:{layout.ports.base + WEBHOOK_PORT_OFFSET}")
+    operator = OperatorProcess(
+        layout.kubeconfig, layout.logs / log_name, verbose=False, metrics_port=metrics_port
+    )
+    operator.start()
+    return operator
+
+
+def is_training_loop_running(port: int, factory: str) -> bool:
+    """The factory's training loop has ticked: it publishes the queue length after every tick."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    except OSError:
+        return False
+    return f'aifactory_training_queue_length{{factory="{factory}"}}' in text
+
+
+def create_factory(kube: Kube, body: dict[str, Any]) -> AIFactory:
+    """Applies a factory and returns it once Ready (its nodes exist and are ready)."""
+    name = body["metadata"]["name"]
+    kube.apply(body)
+    wait(lambda: is_ready(kube.get(API_VERSION, "AIFactory", name) or {}), f"factory {name}")
+    return AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
+
+
+def create_namespace(kube: Kube, name: str) -> None:
+    """A plain namespace, once its default service account exists (pods are refused before)."""
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    wait(lambda: kube.get("v1", "ServiceAccount", "default", name) is not None, f"namespace {name}")
+
+
+def delete_and_wait(kube: Kube, api_version: str, kind: str, name: str, timeout: float = 900) -> None:
+    """Deletes a cluster-scoped object (a factory, a namespace) and waits until it is gone."""
+    kube.delete(api_version, kind, name)
+    wait(lambda: kube.get(api_version, kind, name) is None, f"{kind} {name} to be deleted", timeout)
 
 
 def is_ready(obj: dict[str, Any]) -> bool:

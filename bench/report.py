@@ -15,6 +15,8 @@ COMMANDS = {
     "admission": "bench/admission.py",
     "factory_scale": "bench/factory_scale.py",
     "training_e2e": "bench/training_e2e.py",
+    "admission_e2e": "bench/admission_e2e.py",
+    "training_quality": "bench/training_quality.py",
     "serving_e2e": "bench/serving_e2e.py",
     "webhook_latency": "bench/webhook_latency.py",
 }
