@@ -18,6 +18,14 @@ from ..reconcile.training import BatchJob
 SYSTEM_TAINTS = "node.kubernetes.io/"
 
 
+def lean(body: kopf.Body) -> dict[str, Any]:
+    """The object without metadata.managedFields, which nothing here reads and which is often the
+    largest part of it: thousands of queued jobs are held in memory at once."""
+    whole = dict(body)
+    whole["metadata"] = {k: v for k, v in body.metadata.items() if k != "managedFields"}
+    return whole
+
+
 @kopf.index("v1", "nodes")
 def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """The parts of each node the factory reconciler compares and counts."""
@@ -75,7 +83,7 @@ def pods_by_node(
 @kopf.index(GROUP, VERSION, "modelendpoints")
 def modelendpoints_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every ModelEndpoint, whole, by namespace: served from the same loop as training."""
-    return {namespace: dict(body)}
+    return {namespace: lean(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels={LABEL_MODELENDPOINT: kopf.PRESENT})
@@ -103,12 +111,12 @@ def deployments_by_endpoint(
 @kopf.index(GROUP, VERSION, "trainingjobs")
 def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every TrainingJob, whole, by namespace: the admission loop's queue."""
-    return {namespace: dict(body)}
+    return {namespace: lean(body)}
 
 
 @kopf.index(GROUP, VERSION, "datasets")
 def datasets_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {namespace: dict(body)}
+    return {namespace: lean(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})

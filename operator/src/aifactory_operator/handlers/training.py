@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +31,7 @@ async def run_training(
 ) -> None:
     """Admits and follows every TrainingJob of this factory, one decision at a time (kopf passes
     every index among `kwargs`, by name; plan_tick takes those it reads)."""
-    admitted: set[str] = set()  # jobs whose first admission was observed, in case the index lags
-    parsed = ParsedModels()
+    memory = LoopMemory()
     while not stopped:
         try:
             factory = parse_resource(AIFactory, dict(body))
@@ -39,7 +39,7 @@ async def run_training(
             await stopped.wait(TICK_SECONDS)
             continue
         with measured("TrainingJob"):
-            await run_tick(factory, logger, admitted, parsed, kwargs)
+            await run_tick(factory, logger, memory, kwargs)
         await stopped.wait(TICK_SECONDS)
     forget_training(body.metadata.name)
 
@@ -68,31 +68,52 @@ class ParsedModels:
         self.asked = set()
 
 
+# A waiting job's queuePosition and reason change with every admission ahead of it; rewriting them
+# all every tick would cost one write per queued job per tick. The stalest few are refreshed.
+QUEUE_REFRESHES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_REFRESHES_PER_TICK", "50"))
+
+
+@dataclass
+class LoopMemory:
+    """What a factory's loop remembers between ticks; all of it can be lost (a restart rebuilds it)."""
+
+    admitted: set[str] = field(default_factory=set)  # first admissions seen, in case the index lags
+    parsed: ParsedModels = field(default_factory=ParsedModels)
+    refreshed: dict[str, float] = field(default_factory=dict)  # job key -> last queue refresh
+
+
 async def run_tick(
-    factory: AIFactory,
-    logger: kopf.Logger,
-    admitted: set[str],
-    parsed: ParsedModels,
-    kwargs: dict[str, Any],
+    factory: AIFactory, logger: kopf.Logger, memory: LoopMemory, kwargs: dict[str, Any]
 ) -> None:
-    """Observe (the indexes, in the event loop) -> plan -> write (in a thread) -> report."""
-    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), parsed=parsed, **kwargs)
-    parsed.forget_unasked()
+    """Observe (copies of the indexes, in the event loop) -> plan and write (in a thread, so that a
+    long plan over thousands of jobs does not hold up the webhook and the watches) -> report."""
+    observed = observe_tick(factory, **kwargs)
     try:
-        await asyncio.to_thread(execute_training, kube(), plan, jobs, endpoints)
+        plan, jobs = await asyncio.to_thread(plan_and_execute, factory, memory, observed)
     except Exception as error:
         logger.warning(f"Training tick failed factory={factory.name}: {error}")
         count_error("TrainingJob")
         return
-    report_tick(factory.name, plan, admitted, {key_of(j) for j in jobs})
+    report_tick(factory.name, plan, memory.admitted, {key_of(j) for j in jobs})
     RECONCILES.labels(kind="TrainingJob", outcome="tick").inc()
 
 
-def plan_tick(
+@dataclass(frozen=True)
+class Observed:
+    """What one tick plans from, copied out of kopf's indexes (raw bodies, parsed in the thread)."""
+
+    jobs: list[dict[str, Any]]
+    datasets: list[dict[str, Any]]
+    endpoints: list[dict[str, Any]]
+    batch: dict[str, list[BatchJob]]
+    nodes: list[dict[str, Any]]
+    pods: list[Any]
+    deployments: dict[str, Any]
+
+
+def observe_tick(
     factory: AIFactory,
-    now: datetime,
     *,
-    parsed: ParsedModels,
     trainingjobs_by_namespace: kopf.Index[str, dict[str, Any]],
     batch_jobs_by_trainingjob: kopf.Index[str, BatchJob],
     datasets_by_namespace: kopf.Index[str, dict[str, Any]],
@@ -101,38 +122,59 @@ def plan_tick(
     modelendpoints_by_namespace: kopf.Index[str, dict[str, Any]],
     deployments_by_endpoint: kopf.Index[str, Any],
     **_: Any,
-) -> tuple[TrainingPlan, list[TrainingJob], list[ModelEndpoint]]:
-    """The factory's jobs and endpoints as the indexes hold them now, and the plan for this tick."""
+) -> Observed:
+    """The factory's jobs, endpoints and datasets and the cluster around them, as the indexes hold
+    them now (kopf passes every index among the handler's kwargs, by name)."""
     namespaces = [ns for tenant in factory.spec.tenants for ns in tenant.namespaces]
-    raw_jobs = [j for items in snapshot_values(trainingjobs_by_namespace, namespaces).values() for j in items]
-    jobs = [parsed.parse(TrainingJob, j) for j in raw_jobs]
+
+    def flat(index: kopf.Index[str, Any]) -> list[Any]:
+        return [v for items in snapshot_values(index, namespaces).values() for v in items]
+
+    jobs = flat(trainingjobs_by_namespace)
+    keys = [f"{j['metadata']['namespace']}/{j['metadata']['name']}" for j in jobs]
+    return Observed(
+        jobs=jobs,
+        datasets=flat(datasets_by_namespace),
+        endpoints=flat(modelendpoints_by_namespace),
+        batch=snapshot_values(batch_jobs_by_trainingjob, keys),
+        nodes=snapshot_nodes(nodes_by_name),
+        pods=snapshot_pods(pods_by_node),
+        deployments={k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v},
+    )
+
+
+def plan_and_execute(
+    factory: AIFactory, memory: LoopMemory, observed: Observed
+) -> tuple[TrainingPlan, list[TrainingJob]]:
+    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), memory.parsed, observed)
+    memory.parsed.forget_unasked()
+    execute_training(kube(), plan, jobs, endpoints, memory.refreshed)
+    return plan, jobs
+
+
+def plan_tick(
+    factory: AIFactory, now: datetime, parsed: ParsedModels, observed: Observed
+) -> tuple[TrainingPlan, list[TrainingJob], list[ModelEndpoint]]:
+    """The plan for this tick, with the jobs and endpoints that parsed."""
+    jobs = [j for body in observed.jobs if (j := parsed.parse(TrainingJob, body)) is not None]
+    endpoints = [e for body in observed.endpoints if (e := parsed.parse(ModelEndpoint, body)) is not None]
     datasets = {
         f"{d['metadata']['namespace']}/{d['metadata']['name']}": Dataset.model_validate(d)
-        for items in snapshot_values(datasets_by_namespace, namespaces).values()
-        for d in items
+        for d in observed.datasets
     }
-    batch = snapshot_values(batch_jobs_by_trainingjob, [key_of(j) for j in jobs if j])
-    valid = [j for j in jobs if j is not None]
-    endpoints = [
-        e
-        for items in snapshot_values(modelendpoints_by_namespace, namespaces).values()
-        for body_ in items
-        if (e := parsed.parse(ModelEndpoint, body_)) is not None
-    ]
-    deployments = {k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v}
     plan = plan_training(
         factory,
-        valid,
-        batch,
-        snapshot_nodes(nodes_by_name),
-        snapshot_pods(pods_by_node),
+        jobs,
+        observed.batch,
+        observed.nodes,
+        observed.pods,
         datasets,
         now=now,
         config=CONFIG,
         endpoints=endpoints,
-        deployments=deployments,
+        deployments=observed.deployments,
     )
-    return plan, valid, endpoints
+    return plan, jobs, endpoints
 
 
 def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: set[str]) -> None:
@@ -146,9 +188,14 @@ def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: s
 
 
 def execute_training(
-    kube: Kube, plan: TrainingPlan, jobs: list[TrainingJob], endpoints: list[ModelEndpoint]
+    kube: Kube,
+    plan: TrainingPlan,
+    jobs: list[TrainingJob],
+    endpoints: list[ModelEndpoint],
+    refreshed: dict[str, float],
 ) -> None:
-    """Deletes finished attempts, creates new ones, then writes each status that changed."""
+    """Deletes finished attempts, creates new ones, then writes each status that changed: every
+    change of phase or condition at once, mere queue refreshes the stalest first, a few a tick."""
     for namespace, name in plan.delete:
         kube.delete("batch/v1", "Job", name, namespace)
     for obj in plan.apply:
@@ -156,10 +203,34 @@ def execute_training(
     owners: dict[str, TrainingJob | ModelEndpoint] = {key_of(j): j for j in jobs}
     owners.update({f"me:{e.namespace}/{e.name}": e for e in endpoints})
     now = datetime.now(UTC)
+    refreshes: list[tuple[float, str, dict[str, Any]]] = []
     for key, (fields, outcome) in plan.statuses.items():
         owner = owners[key]
-        if patch := status_patch(owner, fields, outcome, now):
+        if not (patch := status_patch(owner, fields, outcome, now)):
+            continue
+        if is_queue_refresh(owner, patch):
+            refreshes.append((refreshed.get(key, 0.0), key, patch))
+        else:
             kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, patch)
+    for _, key, patch in sorted(refreshes, key=lambda r: r[:2])[:QUEUE_REFRESHES_PER_TICK]:
+        owner = owners[key]
+        kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, patch)
+        refreshed[key] = now.timestamp()
+    for key in set(refreshed) - set(owners):
+        del refreshed[key]
+
+
+def is_queue_refresh(owner: TrainingJob | ModelEndpoint, patch: dict[str, Any]) -> bool:
+    """A queued job staying queued, with its conditions' types, states and reasons unchanged: only
+    its position or the wording of why it waits moved."""
+    current = owner.status.to_wire() if owner.status else {}
+    if current.get("phase") != "Queued" or patch.get("phase", "Queued") != "Queued":
+        return False
+
+    def states(conditions: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+        return {(c.get("type"), c.get("status"), c.get("reason")) for c in conditions}
+
+    return "conditions" not in patch or states(patch["conditions"]) == states(current.get("conditions") or [])
 
 
 def status_patch(

@@ -1,0 +1,82 @@
+"""A tick writes every change of phase at once but only the stalest few queue refreshes, so that a
+deep queue does not cost one write per waiting job per tick."""
+
+from datetime import UTC, datetime
+
+from aifactory_operator.api.v1alpha1 import TrainingJob
+from aifactory_operator.handlers import training
+from aifactory_operator.reconcile.conditions import Outcome, construct_conditions
+from aifactory_operator.reconcile.training import TrainingPlan
+
+
+class Recorder:
+    """Stands in for the API client: the pure part under test only decides which patches to send."""
+
+    def __init__(self) -> None:
+        self.patched: list[tuple[str, dict]] = []
+
+    def patch_status(self, api_version, kind, name, namespace, patch) -> None:
+        self.patched.append((name, patch))
+
+
+WAITING = Outcome.progressing("Queued", "waiting for GPUs")
+EARLIER = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def queued(name: str, position: int) -> TrainingJob:
+    """A job that has waited since before this tick, with the conditions a waiting job carries."""
+    conditions = construct_conditions(WAITING, [], generation=1, now=EARLIER)
+    return TrainingJob.model_validate(
+        {
+            "apiVersion": "aifactory.dev/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": name, "namespace": "research", "uid": name, "generation": 1},
+            "spec": {"image": "registry/t:1", "pool": "h100", "nodes": 1, "gpusPerNode": 8},
+            "status": {
+                "phase": "Queued",
+                "queuePosition": position,
+                "observedGeneration": 1,
+                "conditions": conditions,
+            },
+        }
+    )
+
+
+def tick(jobs: list[TrainingJob], statuses: dict, refreshed: dict, monkeypatch, limit: int) -> list[str]:
+    monkeypatch.setattr(training, "QUEUE_REFRESHES_PER_TICK", limit)
+    kube = Recorder()
+    plan = TrainingPlan(statuses=statuses)
+    training.execute_training(kube, plan, jobs, [], refreshed)  # type: ignore[arg-type]
+    return [name for name, _ in kube.patched]
+
+
+def test_only_the_stalest_queue_refreshes_are_written_each_tick(monkeypatch):
+    jobs = [queued(f"j{i}", i + 1) for i in range(5)]
+    moved = {f"research/j{i}": ({"phase": "Queued", "queuePosition": i}, WAITING) for i in range(5)}
+    refreshed: dict[str, float] = {}
+    first = tick(jobs, moved, refreshed, monkeypatch, limit=2)
+    second = tick(jobs, moved, refreshed, monkeypatch, limit=2)
+    third = tick(jobs, moved, refreshed, monkeypatch, limit=2)
+    # The stored statuses stay behind (nothing re-reads them here), so every job keeps wanting a
+    # refresh: two a tick, never-refreshed ones first, then the one refreshed longest ago.
+    assert [len(first), len(second), len(third)] == [2, 2, 2]
+    assert set(first + second) | {third[0]} == {f"j{i}" for i in range(5)}
+    assert third[1] in first
+
+
+def test_an_admission_is_written_at_once_whatever_the_limit(monkeypatch):
+    jobs = [queued("head", 1), queued("tail", 2)]
+    statuses = {
+        "research/head": (
+            {"phase": "Admitted", "queuePosition": None},
+            Outcome.progressing("Admitted", "go"),
+        ),
+        "research/tail": ({"phase": "Queued", "queuePosition": 1}, WAITING),
+    }
+    assert tick(jobs, statuses, {}, monkeypatch, limit=0) == ["head"]
+
+
+def test_jobs_that_are_gone_are_forgotten(monkeypatch):
+    refreshed = {"research/gone": 1.0}
+    tick([queued("j", 1)], {}, refreshed, monkeypatch, limit=5)
+    assert refreshed == {}
