@@ -18,6 +18,14 @@ class Recorder:
     def patch_status(self, api_version, kind, name, namespace, patch) -> None:
         self.patched.append((name, patch))
 
+    def apply(self, obj) -> None:
+        if obj.get("fail"):
+            raise RuntimeError(obj["metadata"]["name"])
+        self.patched.append((obj["metadata"]["name"], obj))
+
+    def delete(self, api_version, kind, name, namespace) -> None:
+        self.patched.append((name, {}))
+
 
 WAITING = Outcome.progressing("Queued", "waiting for GPUs")
 EARLIER = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,3 +88,16 @@ def test_jobs_that_are_gone_are_forgotten(monkeypatch):
     refreshed = {"research/gone": 1.0}
     tick([queued("j", 1)], {}, refreshed, monkeypatch, limit=5)
     assert refreshed == {}
+
+
+def test_one_failed_write_does_not_stop_the_others_and_fails_the_tick(monkeypatch):
+    kube = Recorder()
+    objects = [{"metadata": {"name": f"o{i}"}, "fail": i == 1} for i in range(4)]
+    plan = TrainingPlan(apply=objects)
+    try:
+        training.execute_training(kube, plan, [], [], {})  # type: ignore[arg-type]
+    except RuntimeError as error:
+        assert str(error) == "o1"
+    else:
+        raise AssertionError("the failed write must fail the tick")
+    assert sorted(name for name, _ in kube.patched) == ["o0", "o2", "o3"]
