@@ -48,7 +48,12 @@ def scale_job(name: str, namespace: str) -> dict:
     return {
         "apiVersion": API_VERSION,
         "kind": "TrainingJob",
-        "metadata": {"name": name, "namespace": namespace},
+        # Long enough to still be running when the last job starts (KWOK ends pods without it).
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"sim.aifactory.dev/duration": "3600s"},
+        },
         "spec": {"image": "registry.factory.internal/t:1", "nodes": 1, "gpusPerNode": 4, "pool": "h100"},
     }
 
