@@ -7,6 +7,7 @@ import pytest
 from factories import make_factory, make_tenant
 from kubernetes.client.exceptions import ApiException
 from test_chaos_recovery import is_ready, unexpected_errors
+from test_training import make_training
 
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
 from aifactory_operator.kube.client import Kube
@@ -19,19 +20,6 @@ GUARDED = [
     ("networking.k8s.io/v1", "NetworkPolicy", "aifactory-default-deny"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding", "aifactory-tenant-admin"),
 ]
-
-
-def training_job(name: str, namespace: str) -> dict:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingJob",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "annotations": {"sim.aifactory.dev/duration": "600s"},
-        },
-        "spec": {"image": "registry.factory.internal/t:1", "nodes": 1, "gpusPerNode": 8, "pool": "h100"},
-    }
 
 
 def phase(kube: Kube, name: str, namespace: str) -> str:
@@ -62,7 +50,7 @@ def test_what_changed_while_the_operator_was_down_is_reconciled_when_it_returns(
     kube.apply(make_factory(kept, h100_nodes=1, l40s_nodes=0, tenants=[make_tenant("a", first_ns)]))
     kube.apply(make_factory(doomed, h100_nodes=1, l40s_nodes=1))
     wait_for(lambda: is_ready(kube, kept) and is_ready(kube, doomed), "both factories Ready")
-    kube.apply(training_job("before", first_ns))
+    kube.apply(make_training("before", first_ns, nodes=1, duration="600s"))
     wait_for(lambda: phase(kube, "before", first_ns) == "Running", "the first job Running")
     log = layout.logs / "operator-e2e.log"
     offset = len(log.read_text(errors="replace"))
@@ -83,7 +71,7 @@ def test_what_changed_while_the_operator_was_down_is_reconciled_when_it_returns(
         kube.delete(API_VERSION, "TrainingJob", "before", first_ns)
         # The webhook fails closed: new work waits for the operator instead of slipping past it.
         with pytest.raises(ApiException, match="failed calling webhook"):
-            kube.apply(training_job("during", first_ns))
+            kube.apply(make_training("during", first_ns, nodes=1, duration="600s"))
         held = kube.get(API_VERSION, "AIFactory", doomed)
         assert held is not None and held["metadata"].get("deletionTimestamp"), "the finalizer holds it"
     finally:
@@ -97,7 +85,11 @@ def test_what_changed_while_the_operator_was_down_is_reconciled_when_it_returns(
             wait_for(
                 lambda a=api_version, k=kind, n=name, ns=ns: kube.get(a, k, n, ns), f"{kind} {name} in {ns}"
             )
-    wait_for(lambda: _created(kube, training_job("during", first_ns)), "the webhook back", 120)
+    wait_for(
+        lambda: _created(kube, make_training("during", first_ns, nodes=1, duration="600s")),
+        "the webhook back",
+        120,
+    )
     wait_for(lambda: phase(kube, "during", first_ns) == "Running", "a new job Running", 120)
     wait_for(
         lambda: (

@@ -10,25 +10,14 @@ import pytest
 from factories import make_factory, make_tenant
 from kubernetes.client.exceptions import ApiException
 from test_chaos_crash_points import WRITE_LINE, crashing_operator
+from test_chaos_recovery import is_ready
+from test_training import make_training
 
 from aifactory_operator.constants import API_VERSION, LABEL_TRAININGJOB
 from aifactory_operator.kube.client import Kube
 from conftest import unique, wait_for
 
 pytestmark = pytest.mark.chaos
-
-
-def training_job(name: str, namespace: str) -> dict:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingJob",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "annotations": {"sim.aifactory.dev/duration": "600s"},
-        },
-        "spec": {"image": "registry.factory.internal/t:1", "nodes": 2, "gpusPerNode": 8, "pool": "h100"},
-    }
 
 
 def status_of(kube: Kube, name: str, namespace: str) -> dict:
@@ -72,7 +61,7 @@ def count_writes(kube: Kube, kubeconfig, layout, namespace: str) -> int:
     probe = crashing_operator(kubeconfig, layout, 10**6, log.name)
     name = unique("count")
     try:
-        assert submit(kube, training_job(name, namespace), probe)
+        assert submit(kube, make_training(name, namespace, duration="600s"), probe)
         wait_for(lambda: is_running(kube, name, namespace), "the counted job Running")
     finally:
         probe.stop()
@@ -84,7 +73,7 @@ def test_a_crash_after_any_trainingjob_write_leaves_exactly_one_attempt(kube, ku
     factory = unique("tjcrash")
     namespace = f"{factory}-a"
     kube.apply(make_factory(factory, h100_nodes=4, l40s_nodes=0, tenants=[make_tenant("a", namespace)]))
-    wait_for(lambda: status_of_factory_ready(kube, factory), "the factory Ready", timeout=120)
+    wait_for(lambda: is_ready(kube, factory), "the factory Ready", timeout=120)
     operator.stop()
     try:
         total = count_writes(kube, kubeconfig, layout, namespace)
@@ -95,7 +84,7 @@ def test_a_crash_after_any_trainingjob_write_leaves_exactly_one_attempt(kube, ku
         for point in points:
             name = unique("tj")
             victim = crashing_operator(kubeconfig, layout, point, "operator-tjchaos.log")
-            submitted = submit(kube, training_job(name, namespace), victim)
+            submitted = submit(kube, make_training(name, namespace, duration="600s"), victim)
             if submitted:
                 wait_for(
                     lambda v=victim, n=name: not v.is_running() or is_running(kube, n, namespace),
@@ -104,7 +93,7 @@ def test_a_crash_after_any_trainingjob_write_leaves_exactly_one_attempt(kube, ku
             victim.stop()
             operator.start()
             if not submitted:
-                assert submit(kube, training_job(name, namespace), operator)
+                assert submit(kube, make_training(name, namespace, duration="600s"), operator)
             wait_for(
                 lambda n=name: is_running(kube, n, namespace), f"{name} Running after the crash at {point}"
             )
@@ -126,8 +115,3 @@ def test_a_crash_after_any_trainingjob_write_leaves_exactly_one_attempt(kube, ku
         wait_for(
             lambda: kube.get(API_VERSION, "AIFactory", factory) is None, "the factory deleted", timeout=120
         )
-
-
-def status_of_factory_ready(kube: Kube, name: str) -> bool:
-    status = (kube.get(API_VERSION, "AIFactory", name) or {}).get("status") or {}
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
