@@ -98,6 +98,23 @@ def test_the_audit_tap_never_blocks():
     assert config["webhooks"][0]["clientConfig"]["service"]["path"] == "/tap-pods"
 
 
+def test_the_audit_tap_skips_only_the_copies_controllers_make_of_templates_it_has_seen():
+    endpoint = Endpoint(b"CA", url="https://127.0.0.1:16450")
+    config = construct_audit_tap_configuration(endpoint, "aifactory-system")
+    skipping = {
+        w["name"].split(".")[0]
+        for w in config["webhooks"]
+        if any(c["name"] == "not-from-a-template" for c in w["matchConditions"])
+    }
+    assert skipping == {"tap-pods", "tap-pod-templates"}
+    condition = next(c for c in config["webhooks"][0]["matchConditions"] if c["name"] == "not-from-a-template")
+    assert '"system:serviceaccount:kube-system:job-controller"' in condition["expression"]
+    validating = construct_validating_configuration(endpoint, "aifactory-system")
+    assert not any(
+        c["name"] == "not-from-a-template" for w in validating["webhooks"] for c in w["matchConditions"]
+    )
+
+
 def test_a_serving_certificate_is_usable_only_for_its_hosts_its_ca_and_its_lifetime():
     ca = issue_ca("test-ca")
     server = issue_server(ca, "svc", ["svc.ns.svc", "127.0.0.1"])

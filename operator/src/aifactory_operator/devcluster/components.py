@@ -112,6 +112,9 @@ def construct_controller_manager(layout: Layout, bin_dir: Path) -> Component:
         "--bind-address=127.0.0.1",
         f"--secure-port={layout.ports.controller_manager}",
         "--leader-elect=false",
+        # Each controller acts as its own service account (as kubeadm sets it up), so admission can
+        # tell a Pod made by the Job controller from one a person created.
+        "--use-service-account-credentials=true",
         f"--service-account-private-key-file={layout.pki / 'sa.key'}",
         f"--root-ca-file={layout.pki / 'ca.crt'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",

@@ -25,6 +25,7 @@ from ..reconcile.webhook_objects import (
 from . import webhook
 from .refusals import RefusalRecorder
 from .runtime import INSTALLED_BY_HELM, kube, now
+from .webhook_thread import WebhookServerThread
 
 TLS_SECRET = "aifactory-webhook-tls"
 DEFAULT_LISTEN = "127.0.0.1:16450"
@@ -89,11 +90,13 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     (folder / "tls.crt").write_bytes(server.cert)
     (folder / "tls.key").write_bytes(server.key)
     (folder / "tls.key").chmod(0o600)
-    settings.admission.server = kopf.WebhookServer(
-        addr=config.listen_host,
-        port=config.listen_port,
-        certfile=str(folder / "tls.crt"),
-        pkeyfile=str(folder / "tls.key"),
+    settings.admission.server = WebhookServerThread(
+        kopf.WebhookServer(
+            addr=config.listen_host,
+            port=config.listen_port,
+            certfile=str(folder / "tls.crt"),
+            pkeyfile=str(folder / "tls.key"),
+        )
     )
     endpoint = config.endpoint(ca.cert)
     configurations = [

@@ -10,17 +10,22 @@ from typing import Any
 import kopf
 
 from ..api.v1alpha1 import ModelEndpoint, Resource, TrainingJob
-from ..constants import GROUP, LABEL_FACTORY, VERSION
+from ..constants import GROUP, VERSION
 from ..metrics import RECONCILES
 from ..reconcile.conditions import Outcome
 from ..reconcile.parsing import InvalidSpec, parse_resource
-from .runtime import instrumented, kube, report
+from .runtime import instrumented, report
 
 
 def check_workload(
-    model: type[Resource], event: str | None, body: kopf.Body, patch: kopf.Patch, namespace: str
+    model: type[Resource],
+    event: str | None,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    namespace: str,
+    factories: kopf.Index[str, Any],
 ) -> None:
-    """Stalled when the spec does not parse or no factory governs the namespace."""
+    """Stalled when the spec does not parse or no factory lists the namespace as a tenant's."""
     if event == "DELETED":
         return
     try:
@@ -31,8 +36,7 @@ def check_workload(
         return
     if owned_by_a_loop(body):
         return
-    labels = (kube().get("v1", "Namespace", namespace) or {"metadata": {}})["metadata"].get("labels") or {}
-    governed = bool(labels.get(LABEL_FACTORY))
+    governed = namespace in factories
     # A governed object is left to its factory's training loop, which counts its own reconciles.
     RECONCILES.labels(kind=model.info.kind, outcome="checked" if governed else "stalled").inc()
     if not governed:
@@ -57,13 +61,25 @@ def owned_by_a_loop(body: kopf.Body) -> bool:
 
 @kopf.on.event(GROUP, VERSION, TrainingJob.info.plural)
 @instrumented("TrainingJob")
-def check_trainingjob(type: str | None, body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
-    check_workload(TrainingJob, type, body, patch, namespace)
+def check_trainingjob(
+    type: str | None,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    namespace: str,
+    factories_by_tenant_namespace: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
+    check_workload(TrainingJob, type, body, patch, namespace, factories_by_tenant_namespace)
 
 
 @kopf.on.event(GROUP, VERSION, ModelEndpoint.info.plural)
 @instrumented("ModelEndpoint")
 def check_modelendpoint(
-    type: str | None, body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any
+    type: str | None,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    namespace: str,
+    factories_by_tenant_namespace: kopf.Index[str, Any],
+    **_: Any,
 ) -> None:
-    check_workload(ModelEndpoint, type, body, patch, namespace)
+    check_workload(ModelEndpoint, type, body, patch, namespace, factories_by_tenant_namespace)

@@ -7,6 +7,7 @@ refusals are recorded too; it never patches and fails open, since the policies s
 """
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,24 @@ SPEC_CHANGED = {
     "name": "spec-changed",
     "expression": "request.operation != 'UPDATE' || object.spec != oldObject.spec",
 }
+# The controllers that make Pods (and Jobs, ReplicaSets) from a template admitted earlier. Their
+# objects are copies of that template, which the tap has seen; the policies still judge every copy,
+# and a refused copy shows up as the controller's FailedCreate Event on its owner.
+TEMPLATE_CONTROLLERS = [
+    f"system:serviceaccount:kube-system:{name}"
+    for name in (
+        "job-controller",
+        "cronjob-controller",
+        "replicaset-controller",
+        "deployment-controller",
+        "statefulset-controller",
+        "daemon-set-controller",
+    )
+]
+NOT_FROM_A_TEMPLATE = {
+    "name": "not-from-a-template",
+    "expression": f"!(request.userInfo.username in {json.dumps(TEMPLATE_CONTROLLERS)})",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,7 @@ class Hook:
     handler_id: str
     rules: list[Obj]
     mounts_claims: str | None = None  # CEL path of the pod spec: call only when it mounts a claim
+    skips_template_copies: bool = False  # not called for what TEMPLATE_CONTROLLERS create
 
 
 def rule(group: str, version: str, resources: list[str], operations: list[str]) -> Obj:
@@ -63,9 +83,9 @@ VALIDATING_HOOKS = [
     Hook("modelendpoints", [rule(GROUP, VERSION, ["modelendpoints"], WRITE)]),
 ]
 AUDIT_TAP_HOOKS = [
-    Hook("tap-pods", [rule("", "v1", ["pods"], ["CREATE"])]),
+    Hook("tap-pods", [rule("", "v1", ["pods"], ["CREATE"])], skips_template_copies=True),
     Hook("tap-ephemeral-containers", [rule("", "v1", ["pods/ephemeralcontainers"], ["UPDATE"])]),
-    Hook("tap-pod-templates", POD_TEMPLATE_RULES),
+    Hook("tap-pod-templates", POD_TEMPLATE_RULES, skips_template_copies=True),
     Hook("tap-cronjobs", [rule("batch", "v1", ["cronjobs"], WRITE)]),
     Hook("tap-trainingjobs", [rule(GROUP, VERSION, ["trainingjobs"], WRITE)]),
     Hook("tap-modelendpoints", [rule(GROUP, VERSION, ["modelendpoints"], WRITE)]),
@@ -118,6 +138,8 @@ def construct_webhook(hook: Hook, endpoint: Endpoint, operator_namespace: str, *
                 ".exists(v, has(v.persistentVolumeClaim))",
             }
         )
+    if hook.skips_template_copies:
+        conditions.append(NOT_FROM_A_TEMPLATE)
     webhook: Obj = {
         "name": f"{hook.handler_id}.{GROUP}",
         "clientConfig": endpoint.client_config(hook.handler_id),
