@@ -6,12 +6,22 @@ Both sides get the same bounded window (--window seconds from the first creation
 creates the jobs as fast as it can until all exist or the window ends, and only decisions made
 inside the window count. The baseline runs first, with the operator stopped.
 
-Usage: python bench/admission_e2e.py [--jobs 1000] [--nodes 32] [--window 120] [--json out.json]
+With --deep-queue every job exists before anything decides: the TrainingJobs are created (8
+clients in parallel) while the operator is stopped and its webhooks are removed (it puts them back
+when it starts), the plain Jobs while kube-scheduler is stopped (their pods wait, created by the Job
+controller). The window then starts when the operator, or kube-scheduler, starts, and waits count
+from that moment: decisions per second with the whole queue in front of the decider.
+
+Usage: python bench/admission_e2e.py [--jobs 1000] [--nodes 32] [--window 120] [--deep-queue]
+       [--json out.json]
 """
 
 import argparse
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +36,30 @@ from common import (
     start_operator,
     wait,
 )
-from timeline import RESOLUTION_SECONDS, job_decisions, pod_decisions, summarize, trainingjob_decisions
+from timeline import (
+    RESOLUTION_SECONDS,
+    Decided,
+    job_decisions,
+    pod_decisions,
+    summarize,
+    trainingjob_decisions,
+)
 from workload import Gang, construct_plain_job, construct_trainingjob, make_admission_mix
 
 from aifactory_operator.api.v1alpha1.aifactory import NodePool
 from aifactory_operator.constants import API_VERSION
-from aifactory_operator.kube.client import Kube
+from aifactory_operator.devcluster.cluster import start_component, stop_component
+from aifactory_operator.devcluster.layout import Layout, find_repo_root
+from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.launcher import OperatorProcess
+from aifactory_operator.reconcile.webhook_objects import AUDIT_TAP_NAME, VALIDATING_NAME
 
 METRICS_PORT = 18190
 POOL = "h100"
 PRODUCT = "NVIDIA-H100-80GB-HBM3"
 # Stamps have one-second resolution: this much after the window, its last decisions are written.
 GRACE_SECONDS = 2
+CLIENTS = 8
 
 
 def admission_factory(name: str, namespace: str, nodes: int) -> dict[str, Any]:
@@ -91,7 +113,71 @@ def measure_operator(kube: Kube, gangs: list[Gang], namespace: str, window: floa
     return {**creation, "admissions": summarize(trainingjob_decisions(trainingjobs), window)}
 
 
-def run(jobs: int, nodes: int, window: float) -> dict[str, Any]:
+def create_all(layout: Layout, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Creates every body, CLIENTS clients in parallel, each with its own connection."""
+
+    def create(chunk: list[dict[str, Any]]) -> None:
+        kube = Kube(load_config(str(layout.kubeconfig)))
+        for body in chunk:
+            kube.apply(body)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(create, [bodies[i::CLIENTS] for i in range(CLIENTS)]))
+    seconds = time.monotonic() - started
+    return {"created": len(bodies), "creations_per_second": round(len(bodies) / seconds, 1)}
+
+
+def seen_from(items: list[Decided], start: datetime) -> list[Decided]:
+    """Waits counted from when the decider started, for items queued before it."""
+    return [replace(i, created=max(i.created, start)) for i in items]
+
+
+def whole_seconds_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def measure_plain_deep(
+    layout: Layout, kube: Kube, gangs: list[Gang], namespace: str, pool: NodePool, factory: str, window: float
+) -> dict[str, Any]:
+    """kube-scheduler started in front of every plain Job's pods, created while it was stopped."""
+    repo = find_repo_root(Path.cwd())
+    create_namespace(kube, namespace)
+    stop_component(layout, "kube-scheduler")
+    try:
+        creation = create_all(layout, [construct_plain_job(g, namespace, pool, factory) for g in gangs])
+        pods = sum(g.nodes for g in gangs)
+        wait(lambda: len(kube.list("v1", "Pod", namespace=namespace)) >= pods, f"{pods} pending pods")
+    finally:
+        start = whole_seconds_now()
+        start_component(repo, layout, "kube-scheduler")
+    time.sleep(window + GRACE_SECONDS)
+    jobs = kube.list("batch/v1", "Job", namespace=namespace)
+    pods_now = kube.list("v1", "Pod", namespace=namespace)
+    return {
+        **creation,
+        "pod_bindings": summarize(seen_from(pod_decisions(pods_now), start), window),
+        "jobs_with_every_pod_bound": summarize(seen_from(job_decisions(jobs, pods_now), start), window),
+    }
+
+
+def measure_operator_deep(
+    layout: Layout, kube: Kube, operator: OperatorProcess, gangs: list[Gang], namespace: str, window: float
+) -> dict[str, Any]:
+    """The operator started in front of every TrainingJob, created while it was stopped."""
+    operator.stop()
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        name = VALIDATING_NAME if kind.startswith("Validating") else AUDIT_TAP_NAME
+        kube.delete("admissionregistration.k8s.io/v1", kind, name)
+    creation = create_all(layout, [construct_trainingjob(g, namespace, POOL) for g in gangs])
+    start = whole_seconds_now()
+    operator.start()
+    time.sleep(window + GRACE_SECONDS)
+    trainingjobs = kube.list(API_VERSION, "TrainingJob", namespace=namespace)
+    return {**creation, "admissions": summarize(seen_from(trainingjob_decisions(trainingjobs), start), window)}
+
+
+def run(jobs: int, nodes: int, window: float, deep_queue: bool = False) -> dict[str, Any]:
     layout, kube = start_cluster()
     stamp = int(time.time())
     name, namespace, plain = f"abench-{stamp}", f"abench-{stamp}", f"aplain-{stamp}"
@@ -101,11 +187,18 @@ def run(jobs: int, nodes: int, window: float) -> dict[str, Any]:
         factory = create_factory(kube, admission_factory(name, namespace, nodes))
         # The baseline has the machine to itself: kube-scheduler alone, no operator on the CPUs.
         operator.stop()
-        baseline = measure_plain(kube, gangs, plain, factory.spec.node_pools[0], name, window)
+        pool = factory.spec.node_pools[0]
+        if deep_queue:
+            baseline = measure_plain_deep(layout, kube, gangs, plain, pool, name, window)
+        else:
+            baseline = measure_plain(kube, gangs, plain, pool, name, window)
         delete_and_wait(kube, "v1", "Namespace", plain)
         operator.start()
         wait(lambda: is_training_loop_running(METRICS_PORT, name), "the operator's training loop")
-        ours = measure_operator(kube, gangs, namespace, window)
+        if deep_queue:
+            ours = measure_operator_deep(layout, kube, operator, gangs, namespace, window)
+        else:
+            ours = measure_operator(kube, gangs, namespace, window)
         delete_and_wait(kube, API_VERSION, "AIFactory", name)
         delete_and_wait(kube, "v1", "Namespace", namespace)
     finally:
@@ -116,8 +209,14 @@ def run(jobs: int, nodes: int, window: float) -> dict[str, Any]:
         "gpus": nodes * 8,
         "workers_requested": sum(g.nodes for g in gangs),
         "window_seconds": window,
-        "measured": "decisions within window_seconds of the first creation; rates over first creation"
-        " to last decision in the window; waits and queue lengths from API timestamps",
+        "deep_queue": deep_queue,
+        "measured": (
+            "every job created before the decider started; decisions within window_seconds of its"
+            " start; waits from its start"
+            if deep_queue
+            else "decisions within window_seconds of the first creation; rates over first creation"
+            " to last decision in the window; waits and queue lengths from API timestamps"
+        ),
         "timestamp_resolution_seconds": RESOLUTION_SECONDS,
         "operator": ours,
         "baseline_kube_scheduler_plain_jobs": baseline,
@@ -137,9 +236,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=32)
     parser.add_argument("--window", type=float, default=120, help="seconds measured on each side")
+    parser.add_argument("--deep-queue", action="store_true", help="create every job before deciding")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    return report(run(args.jobs, args.nodes, args.window), args.json)
+    return report(run(args.jobs, args.nodes, args.window, args.deep_queue), args.json)
 
 
 if __name__ == "__main__":

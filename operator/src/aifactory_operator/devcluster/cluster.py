@@ -66,14 +66,24 @@ def down(layout: Layout) -> None:
 def restart(repo: Path, layout: Layout, name: str) -> None:
     """Stops one component and starts it again with the same arguments: the chaos tests use it to
     cut every watch stream of kube-apiserver and see the clients reconnect by themselves."""
-    running = _load_state(layout)
-    [old] = [p for p in running if p.name == name]
+    stop_component(layout, name)
+    start_component(repo, layout, name)
+    _log(f"{name} restarted")
+
+
+def stop_component(layout: Layout, name: str) -> None:
+    """Stops one component; the state file keeps it, so start_component brings it back (benchmarks
+    stop kube-scheduler to let a queue of pods build up before it starts binding)."""
+    [old] = [p for p in _load_state(layout) if p.name == name]
     stop_process(old.pid, old.executable)
+
+
+def start_component(repo: Path, layout: Layout, name: str) -> None:
+    running = _load_state(layout)
     component = next(c for c in construct_components(layout, ensure_binaries(repo)) if c.name == name)
     new = _start(component, layout)
     _wait_until_healthy(component, new, layout)
     _save_state(layout, [new if p.name == name else p for p in running], read_versions(repo))
-    _log(f"{name} restarted")
 
 
 def is_healthy(layout: Layout) -> bool:
