@@ -164,3 +164,5 @@ def test_after_any_takes_the_index_answers_as_grouping_the_fitting_nodes(nodes, 
         key = lambda ns: (len(ns), sum(free.free[n.name] for n in ns), ns[0].domains.get("rack", ""))  # noqa: E731
         expected = [n.name for n in min(whole, key=key)[:wanted]] if whole else None
         assert index.whole_domain(gpus, wanted) == expected
+        spread = [n.name for ns in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0].domains.get("rack", ""))) for n in ns]
+        assert index.fewest_domains(gpus, wanted) == spread[:wanted]

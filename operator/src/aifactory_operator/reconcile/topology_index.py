@@ -168,4 +168,6 @@ class DomainIndex:
             del buckets[before]
         bisect.insort(buckets.setdefault(after, []), name)
         for gpus, ranking in self.rankings.items():
-            ranking.update(domain, self.rank(domain, gpus))
+            # A node with no room for `gpus` before or after the change changes nothing there.
+            if max(before, after) >= gpus:
+                ranking.update(domain, self.rank(domain, gpus))
