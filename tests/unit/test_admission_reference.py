@@ -1,19 +1,18 @@
-"""The indexed admission (free-GPU buckets, memoised unplaceable shapes) decides exactly as a plain
-scan of every node for every job would: same grants, same reasons, same queue positions."""
+"""The indexed admission (free-GPU buckets, per-domain rankings, memoised unplaceable shapes) decides
+exactly as a plain scan of every node for every job would: same grants, same reasons, same queue
+positions."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from hypothesis import given, settings
 from test_admission import NOW, jobs_strategy, nodes_strategy, quota_strategy
 
 from aifactory_operator.reconcile.admission import (
     Decision,
-    FreeGPUs,
     Grant,
     NodeSlot,
     Request,
     admit,
-    explain_capacity,
     queue_order,
 )
 
@@ -45,9 +44,18 @@ def scan_place(request: Request, nodes: list[NodeSlot], free: dict[str, int]) ->
     return Grant([n.name for n in chosen], sorted({n.domains.get(level, n.name) for n in chosen}))
 
 
+def scan_explain(request: Request, nodes: list[NodeSlot], free: dict[str, int]) -> str:
+    fitting, level = scan_fitting(request, nodes, free), request.topology_level
+    shape = f"{request.gpus} {request.product} GPUs ({request.nodes} x {request.gpus_per_node})"
+    if request.topology_mode == "required":
+        largest = max(Counter(n.domains.get(level, n.name) for n in fitting).values(), default=0)
+        word = {"nvlinkDomain": "NVLink domain", "rack": "rack"}.get(level, level)
+        return f"waiting for {shape} in one {word}; largest free block has {largest * request.gpus_per_node}"
+    return f"waiting for {shape}; {len(fitting)} nodes of pool '{request.pool}' have {request.gpus_per_node} GPUs free"
+
+
 def scan_admit(requests: list[Request], nodes: list[NodeSlot], quota_left: dict) -> Decision:
-    """Admission as first written: every job scans every node. Capacity reasons are worded by
-    explain_capacity over a fresh index of what is free at that moment."""
+    """Admission as first written: every job scans every node, also to word why it waits."""
     free, quota, decision = {n.name: n.free for n in nodes}, dict(quota_left), Decision()
     blocked: dict[str, str] = {}
     for request in queue_order(requests):
@@ -63,8 +71,7 @@ def scan_admit(requests: list[Request], nodes: list[NodeSlot], quota_left: dict)
             decision.admitted[request.key] = grant
             continue
         else:
-            now_free = [NodeSlot(n.name, n.pool, free[n.name], n.domains) for n in nodes]
-            decision.waiting[request.key] = explain_capacity(request, FreeGPUs(now_free))
+            decision.waiting[request.key] = scan_explain(request, nodes, free)
             if request.waiting_since and (NOW - request.waiting_since).total_seconds() >= 300:
                 blocked[request.pool] = request.key
         decision.positions[request.key] = len(decision.positions) + 1

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
+from .topology_index import DomainIndex
+
 LEVEL_WORDS = {"nvlinkDomain": "NVLink domain", "rack": "rack"}
 
 
@@ -71,7 +73,7 @@ def queue_order(requests: list[Request]) -> list[Request]:
 class FreeGPUs:
     """Free GPUs per node, and per pool the node names bucketed by how many GPUs they have free
     (each bucket sorted): best fit and "how many nodes fit" without scanning the pool for every job
-    of a deep queue."""
+    of a deep queue. Per pool and topology level asked for, a DomainIndex does the same for domains."""
 
     def __init__(self, nodes: list[NodeSlot]) -> None:
         self.free = {n.name: n.free for n in nodes}
@@ -79,6 +81,17 @@ class FreeGPUs:
         self.buckets: dict[str, dict[int, list[str]]] = defaultdict(dict)
         for node in sorted(nodes, key=lambda n: n.name):
             self.buckets[node.pool].setdefault(node.free, []).append(node.name)
+        self.indexes: dict[str, dict[str, DomainIndex]] = defaultdict(dict)  # pool -> level -> index
+
+    def domains(self, pool: str, level: str) -> DomainIndex:
+        """The pool's nodes grouped by domain at `level`, built on first use: most decisions ask
+        for one or two levels of a few pools."""
+        if level not in self.indexes[pool]:
+            names = [name for bucket in self.buckets[pool].values() for name in bucket]
+            domain_of = {name: self.slots[name].domains.get(level, name) for name in names}
+            label_of = {name: self.slots[name].domains.get(level, "") for name in names}
+            self.indexes[pool][level] = DomainIndex(self.free, domain_of, label_of)
+        return self.indexes[pool][level]
 
     def count(self, pool: str, gpus: int) -> int:
         return sum(len(names) for level, names in self.buckets[pool].items() if level >= gpus)
@@ -98,6 +111,8 @@ class FreeGPUs:
             del self.buckets[pool][before]
         self.free[name] = before - gpus
         bisect.insort(self.buckets[pool].setdefault(before - gpus, []), name)
+        for index in self.indexes[pool].values():
+            index.move(name, before)
 
 
 def admit(
@@ -161,43 +176,27 @@ def place(request: Request, free: FreeGPUs) -> Grant | None:
     level = request.topology_level
     if request.topology_mode == "none":
         return _grant(list(islice(free.best_fit(request.pool, request.gpus_per_node), request.nodes)), level)
-    groups = _group(list(free.best_fit(request.pool, request.gpus_per_node)), level)
-    whole = [nodes for nodes in groups.values() if len(nodes) >= request.nodes]
-    if whole:
-        tightest = min(
-            whole, key=lambda ns: (len(ns), sum(free.free[n.name] for n in ns), ns[0].domains.get(level, ""))
-        )
-        return _grant(tightest[: request.nodes], level)
-    if request.topology_mode == "required":
+    domains = free.domains(request.pool, level)
+    names = domains.whole_domain(request.gpus_per_node, request.nodes)
+    if names is None and request.topology_mode == "required":
         return None
-    # Preferred: as few domains as possible, so take the domains with the most fitting nodes first.
-    chosen: list[NodeSlot] = []
-    for nodes in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0].domains.get(level, ""))):
-        chosen.extend(nodes[: request.nodes - len(chosen)])
-        if len(chosen) == request.nodes:
-            break
-    return _grant(chosen, level)
+    if names is None:
+        # Preferred: as few domains as possible, so take the domains with the most fitting nodes first.
+        names = domains.fewest_domains(request.gpus_per_node, request.nodes)
+    return _grant([free.slots[name] for name in names], level)
 
 
 def explain_capacity(request: Request, free: FreeGPUs) -> str:
     """A sentence for status.reason, e.g. waiting for 16 H100 GPUs in one rack; largest free block has 8."""
-    fitting = list(free.best_fit(request.pool, request.gpus_per_node))
     shape = f"{request.gpus} {request.product} GPUs ({request.nodes} x {request.gpus_per_node})"
     if request.topology_mode == "required":
-        largest = max((len(ns) for ns in _group(fitting, request.topology_level).values()), default=0)
+        largest = free.domains(request.pool, request.topology_level).largest_block(request.gpus_per_node)
         word = LEVEL_WORDS.get(request.topology_level, request.topology_level)
         return f"waiting for {shape} in one {word}; largest free block has {largest * request.gpus_per_node}"
     return (
-        f"waiting for {shape}; {len(fitting)} nodes of pool '{request.pool}' have"
-        f" {request.gpus_per_node} GPUs free"
+        f"waiting for {shape}; {free.count(request.pool, request.gpus_per_node)} nodes of pool"
+        f" '{request.pool}' have {request.gpus_per_node} GPUs free"
     )
-
-
-def _group(nodes: list[NodeSlot], level: str) -> dict[str, list[NodeSlot]]:
-    groups: dict[str, list[NodeSlot]] = defaultdict(list)
-    for node in nodes:
-        groups[node.domains.get(level, node.name)].append(node)
-    return groups
 
 
 def _grant(nodes: list[NodeSlot], level: str) -> Grant:
