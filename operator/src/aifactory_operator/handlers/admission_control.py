@@ -15,7 +15,11 @@ import kopf
 from ..certificates import KeyPair, is_usable, issue_ca, issue_server
 from ..constants import OPERATOR_NAMESPACE
 from ..kube.client import Kube
-from ..reconcile.admission_policies import construct_factory_policies, construct_guard_rails
+from ..reconcile.admission_policies import (
+    RETIRED_POLICY_NAMES,
+    construct_factory_policies,
+    construct_guard_rails,
+)
 from ..reconcile.ownership import managed_labels
 from ..reconcile.webhook_objects import (
     Endpoint,
@@ -81,6 +85,8 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
         client.apply_all(
             [*construct_factory_policies(), *construct_guard_rails([identity], config.namespace)]
         )
+        for retired in RETIRED_POLICY_NAMES:
+            client.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", retired)
     webhook.recorder = RefusalRecorder(client, config.namespace)
     if not config.enabled:
         logger.info("Skipped the admission webhook (AIFACTORY_WEBHOOK=off)")

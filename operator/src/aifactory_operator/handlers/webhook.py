@@ -86,7 +86,8 @@ def check_mounts(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> lis
 
 
 def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
-    """Datasets: jurisdiction and clearance. TrainingJobs and ModelEndpoints: their pool and the
+    """Datasets: jurisdiction and clearance. TrainingJobs and ModelEndpoints: every rule, their
+    image included (no admission policy judges them: this webhook fails closed), their pool and the
     datasets they name (those not created yet are left to the reconciler, as GitOps applies in
     any order)."""
     context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
@@ -105,7 +106,8 @@ def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> l
             ),
         ]
     pool = next((p for p in factory.spec.node_pools if p.name == spec.get("pool")), None)
-    found = check_pool_use(factory, tenant, pool, "spec.pool") if pool else []
+    found = check_object(dict(body), factory.spec.sovereignty, operation=str(kwargs.get("operation")))
+    found += check_pool_use(factory, tenant, pool, "spec.pool") if pool else []
     uses = dataset_uses(namespace, kwargs["datasets_by_namespace"])
     for path, name in named_datasets(kind, spec):
         if use := uses.get(dataset_claim(name)):
@@ -160,8 +162,6 @@ def register() -> None:
         ("", "v1", "pods", "tap-ephemeral-containers", "ephemeralcontainers"),
         *((g, v, p, "tap-pod-templates", None) for g, v, p in POD_TEMPLATE_KINDS),
         ("batch", "v1", "cronjobs", "tap-cronjobs", None),
-        (GROUP, VERSION, "trainingjobs", "tap-trainingjobs", None),
-        (GROUP, VERSION, "modelendpoints", "tap-modelendpoints", None),
         ("", "v1", "services", "tap-services", None),
         ("networking.k8s.io", "v1", "ingresses", "tap-ingresses", None),
     ]

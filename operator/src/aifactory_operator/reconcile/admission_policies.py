@@ -20,7 +20,6 @@ from ..constants import (
     LABEL_REGION,
     MANAGED_BY,
     OPERATOR_NAMESPACE,
-    VERSION,
 )
 from ..policy import airgap, host_escape, locality
 from ..policy.podspec import CONTAINER_LISTS
@@ -307,18 +306,6 @@ def construct_factory_policies() -> list[Obj]:
             "spec.jobTemplate.spec.template.spec",
         ),
         construct_policy(
-            "aifactory-trainingjobs",
-            [rule(GROUP, VERSION, ["trainingjobs"])],
-            [],
-            image_validations("object.spec.image", "spec.image"),
-        ),
-        construct_policy(
-            "aifactory-modelendpoints",
-            [rule(GROUP, VERSION, ["modelendpoints"])],
-            [],
-            image_validations("object.spec.runtime.image", "spec.runtime.image"),
-        ),
-        construct_policy(
             "aifactory-services",
             [rule("", "v1", ["services"])],
             [],
@@ -352,6 +339,9 @@ def construct_factory_policies() -> list[Obj]:
 
 
 FACTORY_POLICY_NAMES = [p["metadata"]["name"] for p in construct_factory_policies()]
+# Policies earlier versions applied: TrainingJobs and ModelEndpoints are now judged whole by the
+# validating webhook, which fails closed, so a policy of their own only added a second look.
+RETIRED_POLICY_NAMES = ["aifactory-trainingjobs", "aifactory-modelendpoints"]
 
 
 def construct_factory_bindings(factory: AIFactory) -> list[Obj]:

@@ -87,8 +87,6 @@ AUDIT_TAP_HOOKS = [
     Hook("tap-ephemeral-containers", [rule("", "v1", ["pods/ephemeralcontainers"], ["UPDATE"])]),
     Hook("tap-pod-templates", POD_TEMPLATE_RULES, skips_template_copies=True),
     Hook("tap-cronjobs", [rule("batch", "v1", ["cronjobs"], WRITE)]),
-    Hook("tap-trainingjobs", [rule(GROUP, VERSION, ["trainingjobs"], WRITE)]),
-    Hook("tap-modelendpoints", [rule(GROUP, VERSION, ["modelendpoints"], WRITE)]),
     Hook("tap-services", [rule("", "v1", ["services"], WRITE)]),
     Hook("tap-ingresses", [rule("networking.k8s.io", "v1", ["ingresses"], WRITE)]),
 ]
