@@ -71,7 +71,7 @@ clean:
 bench: install cluster-binaries
 	$(PY) bench/admission.py --jobs 10000 --nodes 256 --json bench/admission.json
 	$(PY) bench/training_e2e.py --jobs 1000 --nodes 256 --json bench/training_e2e.json
-	$(PY) bench/admission_e2e.py --jobs 10000 --nodes 256 --window 300 --json bench/admission_e2e.json
+	$(PY) bench/admission_e2e.py --jobs 3000 --nodes 256 --window 90 --deep-queue --json bench/admission_e2e.json
 	$(PY) bench/training_quality.py --jobs 300 --nodes 64 --window 120 --seconds 30 --json bench/training_quality.json
 	$(PY) bench/serving_e2e.py --endpoints 50 --json bench/serving_e2e.json
 	$(PY) bench/webhook_latency.py --admissions 1000 --json bench/webhook_latency.json

@@ -6,7 +6,7 @@ Both sides get the same bounded window (--window seconds from the first creation
 creates the jobs as fast as it can until all exist or the window ends, and only decisions made
 inside the window count. The baseline runs first, with the operator stopped.
 
-With --deep-queue every job exists before anything decides: the TrainingJobs are created (8
+With --deep-queue every job exists before anything decides: the TrainingJobs are created (CLIENTS
 clients in parallel) while the operator is stopped and its webhooks are removed (it puts them back
 when it starts), the plain Jobs while kube-scheduler is stopped (their pods wait, created by the Job
 controller). The window then starts when the operator, or kube-scheduler, starts, and waits count
@@ -17,15 +17,17 @@ Usage: python bench/admission_e2e.py [--jobs 1000] [--nodes 32] [--window 120] [
 """
 
 import argparse
+import contextlib
+import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from common import (
+    create_all,
     create_factory,
     create_namespace,
     delete_and_wait,
@@ -36,6 +38,8 @@ from common import (
     start_operator,
     wait,
 )
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from timeline import (
     RESOLUTION_SECONDS,
     Decided,
@@ -50,7 +54,7 @@ from aifactory_operator.api.v1alpha1.aifactory import NodePool
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.devcluster.cluster import start_component, stop_component
 from aifactory_operator.devcluster.layout import Layout, find_repo_root
-from aifactory_operator.kube.client import Kube, load_config
+from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.webhook_objects import AUDIT_TAP_NAME, VALIDATING_NAME
 
@@ -59,7 +63,6 @@ POOL = "h100"
 PRODUCT = "NVIDIA-H100-80GB-HBM3"
 # Stamps have one-second resolution: this much after the window, its last decisions are written.
 GRACE_SECONDS = 2
-CLIENTS = 8
 
 
 def admission_factory(name: str, namespace: str, nodes: int) -> dict[str, Any]:
@@ -113,19 +116,18 @@ def measure_operator(kube: Kube, gangs: list[Gang], namespace: str, window: floa
     return {**creation, "admissions": summarize(trainingjob_decisions(trainingjobs), window)}
 
 
-def create_all(layout: Layout, bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    """Creates every body, CLIENTS clients in parallel, each with its own connection."""
-
-    def create(chunk: list[dict[str, Any]]) -> None:
-        kube = Kube(load_config(str(layout.kubeconfig)))
-        for body in chunk:
-            kube.apply(body)
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(create, [bodies[i::CLIENTS] for i in range(CLIENTS)]))
-    seconds = time.monotonic() - started
-    return {"created": len(bodies), "creations_per_second": round(len(bodies) / seconds, 1)}
+def delete_at_once(kube: Kube, namespace: str) -> None:
+    """Every Job and Pod of the namespace in collection deletes of 200, pods without grace:
+    deleting thousands of pods one by one through the namespace controller takes longer than the
+    benchmark. A collection delete that outlasts kube-apiserver's deadline goes on there; the
+    loop then looks again."""
+    batch, core = k8s.BatchV1Api(kube.api_client), k8s.CoreV1Api(kube.api_client)
+    while kube.list("batch/v1", "Job", namespace=namespace):
+        with contextlib.suppress(ApiException):
+            batch.delete_collection_namespaced_job(namespace, propagation_policy="Orphan", limit=200)
+    while kube.list("v1", "Pod", namespace=namespace):
+        with contextlib.suppress(ApiException):
+            core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0, limit=200)
 
 
 def seen_from(items: list[Decided], start: datetime) -> list[Decided]:
@@ -145,7 +147,7 @@ def measure_plain_deep(
     create_namespace(kube, namespace)
     stop_component(layout, "kube-scheduler")
     try:
-        creation = create_all(layout, [construct_plain_job(g, namespace, pool, factory) for g in gangs])
+        creation = create_all(layout.kubeconfig, [construct_plain_job(g, namespace, pool, factory) for g in gangs])
         pods = sum(g.nodes for g in gangs)
         wait(lambda: len(kube.list("v1", "Pod", namespace=namespace)) >= pods, f"{pods} pending pods")
     finally:
@@ -169,7 +171,7 @@ def measure_operator_deep(
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
         name = VALIDATING_NAME if kind.startswith("Validating") else AUDIT_TAP_NAME
         kube.delete("admissionregistration.k8s.io/v1", kind, name)
-    creation = create_all(layout, [construct_trainingjob(g, namespace, POOL) for g in gangs])
+    creation = create_all(layout.kubeconfig, [construct_trainingjob(g, namespace, POOL) for g in gangs])
     start = whole_seconds_now()
     operator.start()
     time.sleep(window + GRACE_SECONDS)
@@ -192,6 +194,9 @@ def run(jobs: int, nodes: int, window: float, deep_queue: bool = False) -> dict[
             baseline = measure_plain_deep(layout, kube, gangs, plain, pool, name, window)
         else:
             baseline = measure_plain(kube, gangs, plain, pool, name, window)
+        print(json.dumps({"baseline": baseline}), file=sys.stderr, flush=True)
+        if deep_queue:
+            delete_at_once(kube, plain)
         delete_and_wait(kube, "v1", "Namespace", plain)
         operator.start()
         wait(lambda: is_training_loop_running(METRICS_PORT, name), "the operator's training loop")

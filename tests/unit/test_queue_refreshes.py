@@ -50,8 +50,23 @@ def queued(name: str, position: int) -> TrainingJob:
     )
 
 
-def tick(jobs: list[TrainingJob], statuses: dict, refreshed: dict, monkeypatch, limit: int) -> list[str]:
+def new(name: str, created: str) -> TrainingJob:
+    """A job just created: no status yet."""
+    return TrainingJob.model_validate(
+        {
+            "apiVersion": "aifactory.dev/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": name, "namespace": "research", "uid": name, "creationTimestamp": created},
+            "spec": {"image": "registry/t:1", "pool": "h100", "nodes": 1, "gpusPerNode": 8},
+        }
+    )
+
+
+def tick(
+    jobs: list[TrainingJob], statuses: dict, refreshed: dict, monkeypatch, limit: int, entries: int = 200
+) -> list[str]:
     monkeypatch.setattr(training, "QUEUE_REFRESHES_PER_TICK", limit)
+    monkeypatch.setattr(training, "QUEUE_ENTRIES_PER_TICK", entries)
     kube = Recorder()
     plan = TrainingPlan(statuses=statuses)
     training.execute_training(kube, plan, jobs, [], refreshed)  # type: ignore[arg-type]
@@ -82,6 +97,17 @@ def test_an_admission_is_written_at_once_whatever_the_limit(monkeypatch):
         "research/tail": ({"phase": "Queued", "queuePosition": 1}, WAITING),
     }
     assert tick(jobs, statuses, {}, monkeypatch, limit=0) == ["head"]
+
+
+def test_only_the_oldest_new_jobs_get_their_first_queued_status_each_tick(monkeypatch):
+    jobs = [new(f"j{i}", f"2026-01-01T00:00:0{9 - i}Z") for i in range(4)]
+    statuses = {f"research/j{i}": ({"phase": "Queued", "queuePosition": i + 1}, WAITING) for i in range(4)}
+    assert tick(jobs, statuses, {}, monkeypatch, limit=0, entries=2) == ["j3", "j2"]
+
+
+def test_a_new_job_admitted_at_once_is_written_whatever_the_limit(monkeypatch):
+    statuses = {"research/j": ({"phase": "Admitted"}, Outcome.progressing("Admitted", "go"))}
+    assert tick([new("j", "2026-01-01T00:00:00Z")], statuses, {}, monkeypatch, limit=0, entries=0) == ["j"]
 
 
 def test_jobs_that_are_gone_are_forgotten(monkeypatch):

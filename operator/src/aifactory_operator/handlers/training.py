@@ -73,6 +73,9 @@ class ParsedModels:
 # A waiting job's queuePosition and reason change with every admission ahead of it; rewriting them
 # all every tick would cost one write per queued job per tick. The stalest few are refreshed.
 QUEUE_REFRESHES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_REFRESHES_PER_TICK", "50"))
+# First statuses of newly queued jobs, oldest first: thousands created at once would otherwise hold
+# a tick (and the admissions of the next one) behind a status write each.
+QUEUE_ENTRIES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_ENTRIES_PER_TICK", "200"))
 
 
 @dataclass
@@ -202,22 +205,28 @@ def execute_training(
     refreshed: dict[str, float],
 ) -> None:
     """Deletes finished attempts, creates new ones, then writes each status that changed: every
-    change of phase or condition at once, mere queue refreshes the stalest first, a few a tick.
+    change of phase or condition at once, except the first status of a newly queued job (the
+    oldest few hundred a tick) and mere queue refreshes (the stalest few a tick).
     Each step finishes before the next starts, so a status never names a Job not yet written."""
     owners: dict[str, TrainingJob | ModelEndpoint] = {key_of(j): j for j in jobs}
     owners.update({f"me:{e.namespace}/{e.name}": e for e in endpoints})
     now = datetime.now(UTC)
     changes: list[tuple[TrainingJob | ModelEndpoint, dict[str, Any]]] = []
     refreshes: list[tuple[float, str, dict[str, Any]]] = []
+    entries: list[tuple[str, str, dict[str, Any]]] = []
     for key, (fields, outcome) in plan.statuses.items():
         owner = owners[key]
         if not (patch := status_patch(owner, fields, outcome, now)):
             continue
-        if is_queue_refresh(owner, patch):
+        if is_queue_entry(owner, patch):
+            entries.append((str(owner.metadata.get("creationTimestamp", "")), key, patch))
+        elif is_queue_refresh(owner, patch):
             refreshes.append((refreshed.get(key, 0.0), key, patch))
         else:
             changes.append((owner, patch))
+    entered = sorted(entries, key=lambda e: e[:2])[:QUEUE_ENTRIES_PER_TICK]
     chosen = sorted(refreshes, key=lambda r: r[:2])[:QUEUE_REFRESHES_PER_TICK]
+    changes += [(owners[key], patch) for _, key, patch in entered]
     changes += [(owners[key], patch) for _, key, patch in chosen]
 
     def write_status(item: tuple[TrainingJob | ModelEndpoint, dict[str, Any]]) -> None:
@@ -239,6 +248,12 @@ def in_parallel(writers: ThreadPoolExecutor, write: Callable[[Any], Any], items:
     failures = [f.exception() for f in [writers.submit(write, item) for item in items]]
     if errors := [e for e in failures if e is not None]:
         raise errors[0]
+
+
+def is_queue_entry(owner: TrainingJob | ModelEndpoint, patch: dict[str, Any]) -> bool:
+    """A job the loop has not reported on yet, to be reported as queued."""
+    current = owner.status.to_wire() if owner.status else {}
+    return not current.get("phase") and patch.get("phase") == "Queued"
 
 
 def is_queue_refresh(owner: TrainingJob | ModelEndpoint, patch: dict[str, Any]) -> bool:
