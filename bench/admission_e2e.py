@@ -168,8 +168,10 @@ def measure_operator_deep(
 ) -> dict[str, Any]:
     """The operator started in front of every TrainingJob, created while it was stopped."""
     operator.stop()
-    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
-        name = VALIDATING_NAME if kind.startswith("Validating") else AUDIT_TAP_NAME
+    for kind, name in (
+        ("ValidatingWebhookConfiguration", VALIDATING_NAME),
+        ("MutatingWebhookConfiguration", AUDIT_TAP_NAME),
+    ):
         kube.delete("admissionregistration.k8s.io/v1", kind, name)
     creation = create_all(layout.kubeconfig, [construct_trainingjob(g, namespace, POOL) for g in gangs])
     start = whole_seconds_now()
