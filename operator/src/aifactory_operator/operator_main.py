@@ -21,6 +21,9 @@ def run_operator(
         start_http_server(metrics_port)
 
     from . import handlers  # noqa: F401  (registers the handlers)
+    from .handlers import toggles
+
+    toggles.install()
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
