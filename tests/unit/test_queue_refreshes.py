@@ -63,12 +63,22 @@ def new(name: str, created: str) -> TrainingJob:
 
 
 def tick(
-    jobs: list[TrainingJob], statuses: dict, refreshed: dict, monkeypatch, limit: int, entries: int = 200
+    jobs: list[TrainingJob],
+    statuses: dict,
+    refreshed: dict,
+    monkeypatch,
+    limit: int,
+    entries: int = 200,
+    budget: int = 1000,
+    minimum: int = 0,
+    creates: int = 0,
 ) -> list[str]:
     monkeypatch.setattr(training, "QUEUE_REFRESHES_PER_TICK", limit)
     monkeypatch.setattr(training, "QUEUE_ENTRIES_PER_TICK", entries)
+    monkeypatch.setattr(training, "TICK_WRITES", budget)
+    monkeypatch.setattr(training, "REPORT_WRITES_MIN", minimum)
     kube = Recorder()
-    plan = TrainingPlan(statuses=statuses)
+    plan = TrainingPlan(statuses=statuses, apply=[{"metadata": {"name": f"job-{i}"}} for i in range(creates)])
     training.execute_training(kube, plan, jobs, [], refreshed)  # type: ignore[arg-type]
     return [name for name, _ in kube.patched]
 
@@ -127,3 +137,20 @@ def test_one_failed_write_does_not_stop_the_others_and_fails_the_tick(monkeypatc
     else:
         raise AssertionError("the failed write must fail the tick")
     assert sorted(name for name, _ in kube.patched) == ["o0", "o2", "o3"]
+
+
+def test_queue_reports_get_what_the_tick_budget_leaves_after_its_decisions(monkeypatch):
+    jobs = [new(f"n{i}", f"2026-01-01T00:00:0{i}Z") for i in range(5)] + [queued(f"q{i}", i) for i in range(5)]
+    statuses = {f"research/n{i}": ({"phase": "Queued", "queuePosition": i}, WAITING) for i in range(5)}
+    statuses |= {f"research/q{i}": ({"phase": "Queued", "queuePosition": i + 5}, WAITING) for i in range(5)}
+    written = tick(jobs, statuses, {}, monkeypatch, limit=5, budget=6, creates=3)
+    # Three creates leave three writes: the oldest new jobs' first statuses, no refresh.
+    assert written == ["job-0", "job-1", "job-2", "n0", "n1", "n2"]
+
+
+def test_a_tick_busy_with_decisions_still_writes_the_minimum_of_reports(monkeypatch):
+    jobs = [new(f"n{i}", f"2026-01-01T00:00:0{i}Z") for i in range(3)] + [queued("q", 1)]
+    statuses = {f"research/n{i}": ({"phase": "Queued", "queuePosition": i + 2}, WAITING) for i in range(3)}
+    statuses["research/q"] = ({"phase": "Queued", "queuePosition": 5}, WAITING)
+    written = tick(jobs, statuses, {}, monkeypatch, limit=5, budget=2, minimum=4, creates=3)
+    assert written[3:] == ["n0", "n1", "n2", "q"]

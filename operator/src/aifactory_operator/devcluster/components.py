@@ -121,6 +121,10 @@ def construct_controller_manager(layout: Layout, bin_dir: Path) -> Component:
         f"--cluster-cidr={POD_CIDR}",
         "--kube-api-qps=500",
         "--kube-api-burst=1000",
+        # The Job controller's five workers (its default) left gangs waiting ~11 s for their pods
+        # and ~6 s for their Complete condition when hundreds of Jobs start and end a minute
+        # (bench/admission_e2e.py --deep-queue); with 25, about a second each.
+        "--concurrent-job-syncs=25",
     ]
     url = f"https://127.0.0.1:{layout.ports.controller_manager}/healthz"
     return Component("kube-controller-manager", argv, url, verify_with_ca=False)

@@ -76,6 +76,12 @@ QUEUE_REFRESHES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_REFRESHES_PER_TIC
 # First statuses of newly queued jobs, oldest first: thousands created at once would otherwise hold
 # a tick (and the admissions of the next one) behind a status write each.
 QUEUE_ENTRIES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_ENTRIES_PER_TICK", "200"))
+# Decisions (deletes, creates, changes of phase) are always written; the queue's reports (first
+# statuses, then refreshes) get what is left of this many writes a tick, and at least the minimum.
+# With a deep queue the API server's write rate is what paces admission: a tick that admits a
+# hundred gangs should not also wait for hundreds of "still queued" statuses.
+TICK_WRITES = int(os.environ.get("AIFACTORY_TICK_WRITES", "100"))
+REPORT_WRITES_MIN = int(os.environ.get("AIFACTORY_REPORT_WRITES_MIN", "20"))
 
 
 @dataclass
@@ -205,8 +211,8 @@ def execute_training(
     refreshed: dict[str, float],
 ) -> None:
     """Deletes finished attempts, creates new ones, then writes each status that changed: every
-    change of phase or condition at once, except the first status of a newly queued job (the
-    oldest few hundred a tick) and mere queue refreshes (the stalest few a tick).
+    change of phase or condition at once; the first statuses of newly queued jobs (oldest first)
+    and mere queue refreshes (stalest first) only within the tick's write budget.
     Each step finishes before the next starts, so a status never names a Job not yet written."""
     owners: dict[str, TrainingJob | ModelEndpoint] = {key_of(j): j for j in jobs}
     owners.update({f"me:{e.namespace}/{e.name}": e for e in endpoints})
@@ -224,8 +230,9 @@ def execute_training(
             refreshes.append((refreshed.get(key, 0.0), key, patch))
         else:
             changes.append((owner, patch))
-    entered = sorted(entries, key=lambda e: e[:2])[:QUEUE_ENTRIES_PER_TICK]
-    chosen = sorted(refreshes, key=lambda r: r[:2])[:QUEUE_REFRESHES_PER_TICK]
+    room = max(TICK_WRITES - len(plan.delete) - len(plan.apply) - len(changes), REPORT_WRITES_MIN)
+    entered = sorted(entries, key=lambda e: e[:2])[: min(QUEUE_ENTRIES_PER_TICK, room)]
+    chosen = sorted(refreshes, key=lambda r: r[:2])[: min(QUEUE_REFRESHES_PER_TICK, room - len(entered))]
     changes += [(owners[key], patch) for _, key, patch in entered]
     changes += [(owners[key], patch) for _, key, patch in chosen]
 

@@ -34,8 +34,6 @@ def check_workload(
         RECONCILES.labels(kind=model.info.kind, outcome="stalled").inc()
         report(patch, body, invalid.outcome)
         return
-    if owned_by_a_loop(body):
-        return
     governed = namespace in factories
     # A governed object is left to its factory's training loop, which counts its own reconciles.
     RECONCILES.labels(kind=model.info.kind, outcome="checked" if governed else "stalled").inc()
@@ -51,15 +49,19 @@ def check_workload(
         )
 
 
-def owned_by_a_loop(body: kopf.Body) -> bool:
-    """A factory's loop has reported on this generation, so its namespace is governed (a stale
-    verdict of ours, NotATenantNamespace, is looked at again)."""
+def is_unreported(body: kopf.Body, type: str | None, **_: Any) -> bool:
+    """Worth a check: no factory's loop has reported on this generation (the loop parses every
+    spec it reports on, and only governed namespaces have a loop), or our own stale verdict,
+    NotATenantNamespace, is to be looked at again. A filter, not a branch in the handler: kopf
+    then skips the thread hop and the log line for each of the loop's own status writes."""
+    if type == "DELETED":
+        return False
     status = body.get("status") or {}
     stalled_here = any(c.get("reason") == "NotATenantNamespace" for c in status.get("conditions") or [])
-    return status.get("observedGeneration") == body.metadata.get("generation") and not stalled_here
+    return status.get("observedGeneration") != body.metadata.get("generation") or stalled_here
 
 
-@kopf.on.event(GROUP, VERSION, TrainingJob.info.plural)
+@kopf.on.event(GROUP, VERSION, TrainingJob.info.plural, when=is_unreported)
 @instrumented("TrainingJob")
 def check_trainingjob(
     type: str | None,
@@ -72,7 +74,7 @@ def check_trainingjob(
     check_workload(TrainingJob, type, body, patch, namespace, factories_by_tenant_namespace)
 
 
-@kopf.on.event(GROUP, VERSION, ModelEndpoint.info.plural)
+@kopf.on.event(GROUP, VERSION, ModelEndpoint.info.plural, when=is_unreported)
 @instrumented("ModelEndpoint")
 def check_modelendpoint(
     type: str | None,
