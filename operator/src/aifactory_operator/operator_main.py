@@ -3,10 +3,16 @@
 import asyncio
 import logging
 import secrets
+import sys
 
 # kopf lets the peer with the highest priority work and pauses the others; equal priorities would
 # pause them all, so each replica draws its own from a range where a tie is vanishingly unlikely.
 PRIORITY_RANGE = 2**31 - 1
+# The webhook thread shares the interpreter lock with the event loop and the status writers, and an
+# admission answer needs it several times; Python hands it over every 5 ms by default. At 1 ms
+# the TrainingJob webhook's mean under bench/training_e2e.py fell from 14 to 11 ms (kube-apiserver's
+# own histogram), and a TrainingJob create from 51 to 41 ms.
+GIL_SWITCH_SECONDS = 0.001
 
 
 def run_operator(
@@ -24,6 +30,7 @@ def run_operator(
     from .handlers import toggles
 
     toggles.install()
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
