@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from policy_fixtures import make_pod_spec, with_spec, wrap
 
 from aifactory_operator.api.v1alpha1.aifactory import AIFactory
-from aifactory_operator.constants import API_VERSION, OPERATOR_NAMESPACE
+from aifactory_operator.constants import API_VERSION, LABEL_MANAGED_BY, MANAGED_BY, OPERATOR_NAMESPACE
 from aifactory_operator.kube.auditlog import AuditLog
 from aifactory_operator.kube.client import Kube, load_config
 from aifactory_operator.policy.clearance import check_clearance
@@ -484,6 +484,33 @@ def test_the_tap_sees_a_jobs_template_but_not_the_pod_the_job_controller_copies_
         if calls[0] == 1:
             break
     assert calls == (1, 1)
+
+
+def test_the_tap_skips_a_job_the_operator_writes_but_not_the_same_job_from_someone_else(
+    kube, kubectl, sovereign
+):
+    """In development the operator writes as the tests' admin user, so the labelled Job below is,
+    to kube-apiserver, one of the operator's own; without the label it is anybody's."""
+    namespace = sovereign["namespace"]
+    template = make_restricted_pod("x", namespace)
+    template["spec"]["restartPolicy"] = "Never"
+
+    def tap_calls_for(labels: dict[str, str]) -> float:
+        before = tap_calls(kubectl, "tap-pod-templates.aifactory.dev")
+        name = unique("owned" if labels else "foreign")
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"suspend": True, "template": {"spec": template["spec"]}},
+        }
+        assert create(kube, job) is None
+        calls = tap_calls(kubectl, "tap-pod-templates.aifactory.dev") - before
+        kube.delete("batch/v1", "Job", name, namespace)
+        return calls
+
+    assert tap_calls_for({LABEL_MANAGED_BY: MANAGED_BY}) == 0
+    assert tap_calls_for({}) == 1
 
 
 def test_with_the_operator_down_policies_deny_and_the_webhook_fails_closed(kube, sovereign, operator):

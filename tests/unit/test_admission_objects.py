@@ -92,7 +92,7 @@ def test_validating_webhooks_fail_closed_in_tenant_namespaces_but_never_in_the_o
 
 def test_the_audit_tap_never_blocks():
     endpoint = Endpoint(b"CA", service_namespace="aifactory-system", service_name="aifactory-operator")
-    config = construct_audit_tap_configuration(endpoint, "aifactory-system")
+    config = construct_audit_tap_configuration(endpoint, "aifactory-system", OPERATOR)
     assert {w["failurePolicy"] for w in config["webhooks"]} == {"Ignore"}
     assert {w["reinvocationPolicy"] for w in config["webhooks"]} == {"Never"}
     assert config["webhooks"][0]["clientConfig"]["service"]["path"] == "/tap-pods"
@@ -100,7 +100,7 @@ def test_the_audit_tap_never_blocks():
 
 def test_the_audit_tap_skips_only_the_copies_controllers_make_of_templates_it_has_seen():
     endpoint = Endpoint(b"CA", url="https://127.0.0.1:16450")
-    config = construct_audit_tap_configuration(endpoint, "aifactory-system")
+    config = construct_audit_tap_configuration(endpoint, "aifactory-system", OPERATOR)
     skipping = {
         w["name"].split(".")[0]
         for w in config["webhooks"]
@@ -113,6 +113,24 @@ def test_the_audit_tap_skips_only_the_copies_controllers_make_of_templates_it_ha
     assert not any(
         c["name"] == "not-from-a-template" for w in validating["webhooks"] for c in w["matchConditions"]
     )
+
+
+OPERATOR = "system:serviceaccount:aifactory-system:aifactory-operator"
+
+
+def test_the_audit_tap_skips_the_operators_own_labelled_children_and_nothing_else():
+    endpoint = Endpoint(b"CA", url="https://127.0.0.1:16450")
+    config = construct_audit_tap_configuration(endpoint, "aifactory-system", OPERATOR)
+    skipping = {
+        w["name"].split(".")[0]: c["expression"]
+        for w in config["webhooks"]
+        for c in w["matchConditions"]
+        if c["name"] == "not-the-operators-own"
+    }
+    assert set(skipping) == {"tap-pod-templates", "tap-services"}
+    expression = skipping["tap-services"]
+    assert f'request.userInfo.username == "{OPERATOR}"' in expression
+    assert '"app.kubernetes.io/managed-by"' in expression and '"aifactory-operator"' in expression
 
 
 def test_a_serving_certificate_is_usable_only_for_its_hosts_its_ca_and_its_lifetime():

@@ -53,7 +53,7 @@ def construct_chart_webhooks() -> list[dict[str, Any]]:
     endpoint = Endpoint(b"", service_namespace=NAMESPACE, service_name=WEBHOOK_SERVICE)
     configs = [
         construct_validating_configuration(endpoint, NAMESPACE),
-        construct_audit_tap_configuration(endpoint, NAMESPACE),
+        construct_audit_tap_configuration(endpoint, NAMESPACE, OPERATOR_USER),
     ]
     for config in configs:
         for webhook in config["webhooks"]:

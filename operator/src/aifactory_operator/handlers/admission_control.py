@@ -88,6 +88,7 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
         for retired in RETIRED_POLICY_NAMES:
             client.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", retired)
     webhook.recorder = RefusalRecorder(client, config.namespace)
+    webhook.operator_user = identity
     if not config.enabled:
         logger.info("Skipped the admission webhook (AIFACTORY_WEBHOOK=off)")
         return
@@ -107,7 +108,7 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     endpoint = config.endpoint(ca.cert)
     configurations = [
         construct_validating_configuration(endpoint, config.namespace),
-        construct_audit_tap_configuration(endpoint, config.namespace),
+        construct_audit_tap_configuration(endpoint, config.namespace, identity),
     ]
     for configuration in configurations:
         if INSTALLED_BY_HELM:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..api.v1alpha1 import AIFactory, Dataset, ModelEndpoint, TrainingJob
 from ..constants import API_VERSION, GROUP, VERSION
@@ -19,6 +20,7 @@ from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.training import BatchJob, TrainingConfig, TrainingPlan, key_of, plan_training
 from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
 from .runtime import count_error, kube, measured
+from .webhook import record_own_refusal
 
 TICK_SECONDS = float(os.environ.get("AIFACTORY_TRAINING_TICK_SECONDS", "1"))
 CONFIG = TrainingConfig(
@@ -159,7 +161,11 @@ def plan_and_execute(
 ) -> tuple[TrainingPlan, list[TrainingJob]]:
     plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), memory.parsed, observed)
     memory.parsed.forget_unasked()
-    execute_training(kube(), plan, jobs, endpoints, memory.refreshed)
+
+    def refused(obj: dict[str, Any], error: ApiException) -> None:
+        record_own_refusal(obj, error, factory)
+
+    execute_training(kube(), plan, jobs, endpoints, memory.refreshed, refused)
     return plan, jobs
 
 
@@ -209,6 +215,7 @@ def execute_training(
     jobs: list[TrainingJob],
     endpoints: list[ModelEndpoint],
     refreshed: dict[str, float],
+    refused: Callable[[dict[str, Any], ApiException], None] | None = None,
 ) -> None:
     """Deletes finished attempts, creates new ones, then writes each status that changed: every
     change of phase or condition at once; the first statuses of newly queued jobs (oldest first)
@@ -242,12 +249,24 @@ def execute_training(
 
     with ThreadPoolExecutor(WRITERS) as writers:
         in_parallel(writers, lambda ref: kube.delete("batch/v1", "Job", ref[1], ref[0]), plan.delete)
-        in_parallel(writers, kube.apply, plan.apply)
+        in_parallel(writers, lambda obj: apply_child(kube, obj, refused), plan.apply)
         in_parallel(writers, write_status, changes)
     for _, key, _ in chosen:
         refreshed[key] = now.timestamp()
     for key in set(refreshed) - set(owners):
         del refreshed[key]
+
+
+def apply_child(
+    kube: Kube, obj: dict[str, Any], refused: Callable[[dict[str, Any], ApiException], None] | None
+) -> None:
+    """Applies one child; a refusal is handed to `refused` (the audit) and still fails the tick."""
+    try:
+        kube.apply(obj)
+    except ApiException as error:
+        if refused is not None:
+            refused(obj, error)
+        raise
 
 
 def in_parallel(writers: ThreadPoolExecutor, write: Callable[[Any], Any], items: list[Any]) -> None:

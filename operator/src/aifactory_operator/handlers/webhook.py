@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..api.v1alpha1.aifactory import AIFactory, Tenant
 from ..constants import GROUP, VERSION
@@ -23,6 +24,7 @@ POD_TEMPLATE_KINDS = [("apps", "v1", p) for p in ("deployments", "statefulsets",
 POD_TEMPLATE_KINDS.append(("batch", "v1", "jobs"))
 _parsed: dict[tuple[str, str], AIFactory] = {}
 recorder: RefusalRecorder | None = None
+operator_user = ""  # who the operator writes as; the audit tap skips its own children
 
 
 def tenant_of(namespace: str, index: kopf.Index[str, Obj]) -> tuple[AIFactory, Tenant] | None:
@@ -74,6 +76,35 @@ def refuse(violations: list[Violation], layer: str, **request: Any) -> None:
         )
     if layer == "webhook":
         raise kopf.AdmissionError("; ".join(str(v) for v in violations), code=403)
+
+
+def is_policy_refusal(error: ApiException) -> bool:
+    """kube-apiserver's answer when a ValidatingAdmissionPolicy denies a request."""
+    return error.status in (403, 422) and "ValidatingAdmissionPolicy" in str(error.body or "")
+
+
+def record_own_refusal(obj: Obj, error: ApiException, factory: AIFactory) -> None:
+    """One of our children refused by an admission policy: the audit tap does not look at the
+    operator's own writes, so the refusal is recorded here, with the rules the object breaks (the
+    same pure checks the tap runs), or the API server's words if a policy refused it for a rule we
+    do not model."""
+    if recorder is None or not is_policy_refusal(error):
+        return
+    found = check_object(obj, factory.spec.sovereignty, operation="CREATE")
+    meta = obj.get("metadata") or {}
+    recorder.record(
+        Refusal(
+            violations=found or [Violation("admission-policy", "", str(error.body or error.reason))],
+            layer="admission-policy",
+            operation="CREATE",
+            api_version=str(obj.get("apiVersion", "")),
+            kind=str(obj.get("kind", "")),
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid="",
+            user=operator_user,
+        )
+    )
 
 
 def check_mounts(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
