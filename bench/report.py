@@ -42,6 +42,12 @@ def describe_machine() -> str:
     )
 
 
+def measured_at(path: Path) -> str:
+    """When the benchmark wrote its JSON: a section may be older than the report (a long benchmark
+    not re-run), and the reader should see so."""
+    return f"{datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d %H:%M}"
+
+
 def render() -> str:
     lines = [
         "# Benchmarks",
@@ -59,7 +65,8 @@ def render() -> str:
         lines += [
             f"## {name}",
             "",
-            f"Command: `.venv/bin/python {command}` (see the Makefile's `bench` target).",
+            f"Command: `.venv/bin/python {command}` (see the Makefile's `bench` target)."
+            f" Measured {measured_at(path)} UTC.",
             "",
         ]
         lines += ["| Figure | Value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
