@@ -229,11 +229,12 @@ def execute_training(
     entries: list[tuple[str, str, dict[str, Any]]] = []
     for key, (fields, outcome) in plan.statuses.items():
         owner = owners[key]
-        if not (patch := status_patch(owner, fields, outcome, now)):
+        current = owner.status.to_wire() if owner.status else {}
+        if not (patch := status_patch(owner, current, fields, outcome, now)):
             continue
-        if is_queue_entry(owner, patch):
+        if is_queue_entry(current, patch):
             entries.append((str(owner.metadata.get("creationTimestamp", "")), key, patch))
-        elif is_queue_refresh(owner, patch):
+        elif is_queue_refresh(current, patch):
             refreshes.append((refreshed.get(key, 0.0), key, patch))
         else:
             changes.append((owner, patch))
@@ -276,16 +277,14 @@ def in_parallel(writers: ThreadPoolExecutor, write: Callable[[Any], Any], items:
         raise errors[0]
 
 
-def is_queue_entry(owner: TrainingJob | ModelEndpoint, patch: dict[str, Any]) -> bool:
-    """A job the loop has not reported on yet, to be reported as queued."""
-    current = owner.status.to_wire() if owner.status else {}
+def is_queue_entry(current: dict[str, Any], patch: dict[str, Any]) -> bool:
+    """A job the loop has not reported on yet (`current`: its stored status), to be reported as queued."""
     return not current.get("phase") and patch.get("phase") == "Queued"
 
 
-def is_queue_refresh(owner: TrainingJob | ModelEndpoint, patch: dict[str, Any]) -> bool:
+def is_queue_refresh(current: dict[str, Any], patch: dict[str, Any]) -> bool:
     """A queued job staying queued, with its conditions' types, states and reasons unchanged: only
     its position or the wording of why it waits moved."""
-    current = owner.status.to_wire() if owner.status else {}
     if current.get("phase") != "Queued" or patch.get("phase", "Queued") != "Queued":
         return False
 
@@ -296,10 +295,14 @@ def is_queue_refresh(owner: TrainingJob | ModelEndpoint, patch: dict[str, Any]) 
 
 
 def status_patch(
-    job: TrainingJob | ModelEndpoint, fields: dict[str, Any], outcome: Outcome, now: datetime
+    job: TrainingJob | ModelEndpoint,
+    current: dict[str, Any],
+    fields: dict[str, Any],
+    outcome: Outcome,
+    now: datetime,
 ) -> dict[str, Any]:
-    """The merge patch from the stored status to the wanted one; empty when nothing changed."""
-    current = job.status.to_wire() if job.status else {}
+    """The merge patch from the stored status (`current`, as on the wire) to the wanted one; empty
+    when nothing changed."""
     existing = list(current.get("conditions") or [])
     wanted = {
         **fields,

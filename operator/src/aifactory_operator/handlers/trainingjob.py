@@ -19,15 +19,12 @@ from .runtime import instrumented, report
 
 def check_workload(
     model: type[Resource],
-    event: str | None,
     body: kopf.Body,
     patch: kopf.Patch,
     namespace: str,
     factories: kopf.Index[str, Any],
 ) -> None:
     """Stalled when the spec does not parse or no factory lists the namespace as a tenant's."""
-    if event == "DELETED":
-        return
     try:
         parse_resource(model, dict(body))
     except InvalidSpec as invalid:
@@ -64,24 +61,22 @@ def is_unreported(body: kopf.Body, type: str | None, **_: Any) -> bool:
 @kopf.on.event(GROUP, VERSION, TrainingJob.info.plural, when=is_unreported)
 @instrumented("TrainingJob")
 def check_trainingjob(
-    type: str | None,
     body: kopf.Body,
     patch: kopf.Patch,
     namespace: str,
     factories_by_tenant_namespace: kopf.Index[str, Any],
     **_: Any,
 ) -> None:
-    check_workload(TrainingJob, type, body, patch, namespace, factories_by_tenant_namespace)
+    check_workload(TrainingJob, body, patch, namespace, factories_by_tenant_namespace)
 
 
 @kopf.on.event(GROUP, VERSION, ModelEndpoint.info.plural, when=is_unreported)
 @instrumented("ModelEndpoint")
 def check_modelendpoint(
-    type: str | None,
     body: kopf.Body,
     patch: kopf.Patch,
     namespace: str,
     factories_by_tenant_namespace: kopf.Index[str, Any],
     **_: Any,
 ) -> None:
-    check_workload(ModelEndpoint, type, body, patch, namespace, factories_by_tenant_namespace)
+    check_workload(ModelEndpoint, body, patch, namespace, factories_by_tenant_namespace)

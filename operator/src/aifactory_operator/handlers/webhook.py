@@ -88,22 +88,16 @@ def record_own_refusal(obj: Obj, error: ApiException, factory: AIFactory) -> Non
     operator's own writes, so the refusal is recorded here, with the rules the object breaks (the
     same pure checks the tap runs), or the API server's words if a policy refused it for a rule we
     do not model."""
-    if recorder is None or not is_policy_refusal(error):
+    if not is_policy_refusal(error):
         return
     found = check_object(obj, factory.spec.sovereignty, operation="CREATE")
-    meta = obj.get("metadata") or {}
-    recorder.record(
-        Refusal(
-            violations=found or [Violation("admission-policy", "", str(error.body or error.reason))],
-            layer="admission-policy",
-            operation="CREATE",
-            api_version=str(obj.get("apiVersion", "")),
-            kind=str(obj.get("kind", "")),
-            namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name") or ""),
-            uid="",
-            user=operator_user,
-        )
+    refuse(
+        found or [Violation("admission-policy", "", str(error.body or error.reason))],
+        "admission-policy",
+        body=obj,
+        namespace=(obj.get("metadata") or {}).get("namespace"),
+        operation="CREATE",
+        userinfo={"username": operator_user},
     )
 
 
