@@ -10,6 +10,10 @@ from pathlib import Path
 from .layout import POD_CIDR, SERVICE_CIDR, Layout
 
 STAGES_FILE = Path(__file__).with_name("kwok-stages.yaml")
+# A simulated node renews its lease every quarter of this. With a kubelet's 40 s, 10,000 nodes
+# renew 1,000 leases a second, more than a 2-CPU machine serves while it also runs the factory:
+# leases lapsed and thousands of nodes went NotReady (bench/factory_scale.py --nodes 10000).
+NODE_LEASE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,11 @@ def construct_controller_manager(layout: Layout, bin_dir: Path) -> Component:
         # and ~6 s for their Complete condition when hundreds of Jobs start and end a minute
         # (bench/admission_e2e.py --deep-queue); with 25, about a second each.
         "--concurrent-job-syncs=25",
+        # Simulated nodes renew their leases rarely (below); a node is Unknown only after this long
+        # without a renewal, or, while KWOK works through thousands of new nodes, without a first
+        # status (the 60 s default marked 2,800 of 10,000 new nodes Unknown, each one more write).
+        f"--node-monitor-grace-period={NODE_LEASE_SECONDS}s",
+        f"--node-startup-grace-period={NODE_LEASE_SECONDS}s",
     ]
     url = f"https://127.0.0.1:{layout.ports.controller_manager}/healthz"
     return Component("kube-controller-manager", argv, url, verify_with_ca=False)
@@ -154,7 +163,7 @@ def construct_kwok(layout: Layout, bin_dir: Path) -> Component:
         # Only nodes that ask for it are simulated, so real nodes of a mixed cluster are left alone.
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--node-lease-duration-seconds=40",
+        f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
         "--cidr=10.244.0.0/16",
         "--node-ip=10.0.0.1",
         f"--server-address=127.0.0.1:{layout.ports.kwok}",

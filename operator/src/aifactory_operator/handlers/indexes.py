@@ -1,4 +1,8 @@
-"""Watch-fed in-memory views of nodes and pods, so reconciles read them without a LIST."""
+"""Watch-fed in-memory views of nodes and pods, so reconciles read them without a LIST.
+
+The index functions are coroutines although they never await: kopf runs a plain function on its
+thread pool, and the hop there and back cost more than the function itself. Building a 4,000-node
+factory, those hops were a quarter of the operator's CPU (py-spy)."""
 
 from typing import Any
 
@@ -27,7 +31,7 @@ def lean(body: kopf.Body) -> dict[str, Any]:
 
 
 @kopf.index("v1", "nodes")
-def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """The parts of each node the factory reconciler compares and counts."""
     meta, spec, status = body.metadata, body.spec, body.status
     return {
@@ -64,7 +68,7 @@ def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, A
 
 
 @kopf.index("v1", "pods")
-def pods_by_node(
+async def pods_by_node(
     name: str, namespace: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
 ) -> dict[str, PodOnNode] | None:
     """Pods bound to a node and not finished, with the GPUs they request."""
@@ -81,13 +85,15 @@ def pods_by_node(
 
 
 @kopf.index(GROUP, VERSION, "modelendpoints")
-def modelendpoints_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def modelendpoints_by_namespace(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[str, dict[str, Any]]:
     """Every ModelEndpoint, whole, by namespace: served from the same loop as training."""
     return {namespace: lean(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels={LABEL_MODELENDPOINT: kopf.PRESENT})
-def deployments_by_endpoint(
+async def deployments_by_endpoint(
     namespace: str, labels: kopf.Labels, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **_: Any
 ) -> dict[str, DeploymentView]:
     """Our Deployments by the ModelEndpoint that owns them, with how their rollout is going."""
@@ -109,18 +115,20 @@ def deployments_by_endpoint(
 
 
 @kopf.index(GROUP, VERSION, "trainingjobs")
-def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def trainingjobs_by_namespace(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[str, dict[str, Any]]:
     """Every TrainingJob, whole, by namespace: the admission loop's queue."""
     return {namespace: lean(body)}
 
 
 @kopf.index(GROUP, VERSION, "datasets")
-def datasets_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def datasets_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {namespace: lean(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
-def batch_jobs_by_trainingjob(
+async def batch_jobs_by_trainingjob(
     name: str, namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any
 ) -> dict[str, BatchJob]:
     """Our Jobs by the TrainingJob that owns them, with how their attempt is going."""
@@ -153,7 +161,9 @@ def snapshot_values(index: kopf.Index[str, Any], keys: list[str] | None = None) 
 
 
 @kopf.index(GROUP, VERSION, "aifactories")
-def factories_by_tenant_namespace(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, Any]]:
+async def factories_by_tenant_namespace(
+    body: kopf.Body, spec: kopf.Spec, **_: Any
+) -> dict[str, dict[str, Any]]:
     """Each tenant namespace's factory, whole: the webhook reads tenants and pools from it."""
     factory = dict(body)
     return {ns: factory for tenant in spec.get("tenants") or [] for ns in tenant.get("namespaces") or []}

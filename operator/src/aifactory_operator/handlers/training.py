@@ -143,15 +143,18 @@ def observe_tick(
     def flat(index: kopf.Index[str, Any]) -> list[Any]:
         return [v for items in snapshot_values(index, namespaces).values() for v in items]
 
-    jobs = flat(trainingjobs_by_namespace)
+    jobs, endpoints = flat(trainingjobs_by_namespace), flat(modelendpoints_by_namespace)
     keys = [f"{j['metadata']['namespace']}/{j['metadata']['name']}" for j in jobs]
+    # Nodes and pods matter only to jobs and endpoints; an idle factory of 10,000 nodes would
+    # otherwise copy and walk all of them every second while it is being built.
+    busy = bool(jobs or endpoints)
     return Observed(
         jobs=jobs,
         datasets=flat(datasets_by_namespace),
-        endpoints=flat(modelendpoints_by_namespace),
+        endpoints=endpoints,
         batch=snapshot_values(batch_jobs_by_trainingjob, keys),
-        nodes=snapshot_nodes(nodes_by_name),
-        pods=snapshot_pods(pods_by_node),
+        nodes=snapshot_nodes(nodes_by_name) if busy else [],
+        pods=snapshot_pods(pods_by_node) if busy else [],
         deployments={k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v},
     )
 
