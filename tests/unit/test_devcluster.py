@@ -13,7 +13,7 @@ from cryptography import x509
 from aifactory_operator.cli import main
 from aifactory_operator.devcluster.binaries import read_versions
 from aifactory_operator.devcluster.cluster import _check_ports
-from aifactory_operator.devcluster.components import construct_components
+from aifactory_operator.devcluster.components import NODE_LEASE_SECONDS, STAGES_FILE, construct_components
 from aifactory_operator.devcluster.errors import DevClusterError
 from aifactory_operator.devcluster.kubeconfig import construct_kubeconfig, write_kubeconfig
 from aifactory_operator.devcluster.layout import Layout, Ports, default_layout, find_repo_root
@@ -76,6 +76,21 @@ def test_components_start_in_dependency_order_on_loopback(tmp_path):
     assert "--bind-address=127.0.0.1" in apiserver.argv
     assert apiserver.health_url == "https://127.0.0.1:20003/readyz"
     assert "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake" in components[4].argv
+
+
+def test_simulated_nodes_renew_rarely_and_the_controller_manager_waits_as_long(tmp_path):
+    components = {c.name: c for c in construct_components(Layout(tmp_path, Ports(20000)), Path("/b"))}
+    assert f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}" in components["kwok"].argv
+    manager = components["kube-controller-manager"].argv
+    assert f"--node-monitor-grace-period={NODE_LEASE_SECONDS}s" in manager
+    assert f"--node-startup-grace-period={NODE_LEASE_SECONDS}s" in manager
+
+
+def test_our_node_stages_replace_kwoks_frequent_heartbeat():
+    stages = [s for s in yaml.safe_load_all(STAGES_FILE.read_text()) if s]
+    nodes = {s["metadata"]["name"]: s["spec"] for s in stages if s["spec"]["resourceRef"]["kind"] == "Node"}
+    assert set(nodes) == {"aifactory-node-ready", "aifactory-node-heartbeat"}
+    assert nodes["aifactory-node-heartbeat"]["delay"]["durationMilliseconds"] >= 600_000
 
 
 def test_etcd_skips_fsync_only_when_asked(tmp_path):
