@@ -13,14 +13,16 @@ import urllib.request
 from pathlib import Path
 
 from common import create_all, factory_body, operator_writes, report, start_cluster
+from kubernetes import client as k8s
 
 from aifactory_operator.api.v1alpha1 import AIFactory
-from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
+from aifactory_operator.constants import API_VERSION, GROUP, LABEL_FACTORY, VERSION
 from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.nodepools import desired_kwok_nodes, is_node_ready
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 METRICS_PORT = 18090
 # 10,000 nodes are Ready in ~4 min on 2 CPUs; the margin is for slower or busier machines.
 READY_TIMEOUT = 2400
@@ -61,10 +63,13 @@ def scale_job(name: str, namespace: str) -> dict:
 
 
 def running_jobs(kube: Kube, namespace: str) -> int:
-    return sum(
-        (j.get("status") or {}).get("phase") == "Running"
-        for j in kube.list(API_VERSION, "TrainingJob", namespace=namespace)
+    """Counted from the server's table view (the printer columns): decoding 10,000 whole
+    TrainingJobs every poll took most of a CPU on the machine being measured."""
+    table = k8s.CustomObjectsApi(kube.api_client).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "trainingjobs", _headers={"Accept": TABLE}
     )
+    phase = [c["name"] for c in table["columnDefinitions"]].index("Phase")
+    return sum(row["cells"][phase] == "Running" for row in table["rows"])
 
 
 def run_jobs(kube: Kube, kubeconfig: Path, namespace: str, jobs: int) -> float:

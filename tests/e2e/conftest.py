@@ -101,6 +101,8 @@ def operator(crds: list[str], kubeconfig: Path, layout: Layout) -> Iterator[Oper
     os.environ.setdefault("AIFACTORY_RESYNC_SECONDS", "5")
     os.environ.setdefault("AIFACTORY_RESTART_BACKOFF_SECONDS", "1")
     os.environ.setdefault("AIFACTORY_TRAINING_TICK_SECONDS", "0.5")
+    # Small enough that the training tests' bursts are admitted over several capped ticks.
+    os.environ.setdefault("AIFACTORY_TICK_ADMISSIONS", "2")
     process = OperatorProcess(kubeconfig, layout.logs / "operator-e2e.log", metrics_port=METRICS_PORT)
     process.start()
     yield process

@@ -174,6 +174,22 @@ def test_more_demand_than_capacity_never_runs_a_partial_gang_and_everything_fini
         delete_all(kube, ns)
 
 
+def test_a_burst_larger_than_one_ticks_admission_limit_runs_all_at_once(kube, training_factory):
+    """The e2e operator admits two jobs a tick (conftest): four that fit start over two ticks."""
+    _, ns, _ = training_factory
+    names = [f"burst-{i}" for i in range(4)]
+    for name in names:
+        kube.apply(make_training(name, ns, nodes=1, duration="60s"))
+    try:
+        wait_for(
+            lambda: all(phase(kube, ns, n) == "Running" for n in names), "all four jobs running together"
+        )
+        nodes = [training(kube, ns, n)["status"]["placement"]["nodes"][0] for n in names]
+        assert len(set(nodes)) == 4, f"one node each: {nodes}"
+    finally:
+        delete_all(kube, ns)
+
+
 def test_higher_priority_overtakes_an_older_job(kube, training_factory):
     _, ns, _ = training_factory
     kube.apply(make_training("blocker", ns, nodes=4, duration="6s"))

@@ -183,3 +183,25 @@ def test_small_jobs_backfill_until_the_head_starves():
     assert starved.admitted == {}
     assert starved.waiting["small"] == "waiting behind head, which has waited longest"
     assert starved.positions == {"head": 1, "small": 2}
+
+
+@settings(max_examples=300, deadline=None)
+@given(jobs_strategy, nodes_strategy, quota_strategy, st.integers(1, 6))
+def test_a_capped_decision_admits_the_first_of_what_an_uncapped_one_would(jobs, nodes, quota, cap):
+    whole = admit(jobs, nodes, quota, now=NOW, starvation_seconds=300)
+    capped = admit(jobs, nodes, quota, now=NOW, starvation_seconds=300, max_admissions=cap)
+    assert list(capped.admitted.items()) == list(whole.admitted.items())[:cap]
+    assert capped.capped == (len(whole.admitted) >= cap)
+    assert not whole.capped
+    assert set(capped.admitted) | set(capped.waiting) == {j.key for j in jobs}
+    assert sorted(capped.positions.values()) == list(range(1, len(capped.waiting) + 1))
+
+
+def test_jobs_past_the_cap_that_fit_say_so_and_those_that_do_not_say_why():
+    jobs = [make_job("a"), make_job("b"), make_job("c"), make_job("huge", nodes=9)]
+    decision = admit(jobs, make_nodes("p", 4), QUOTA, now=NOW, starvation_seconds=300, max_admissions=2)
+    assert list(decision.admitted) == ["a", "b"]
+    assert decision.capped
+    assert decision.waiting["c"] == "fits; admitted by the next decision (this one admitted 2, its limit)"
+    assert decision.waiting["huge"].startswith("waiting for 72 H100 GPUs (9 x 8)")
+    assert decision.positions == {"c": 1, "huge": 2}

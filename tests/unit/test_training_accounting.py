@@ -78,3 +78,14 @@ def test_an_idle_factory_reports_every_quota_with_nothing_in_use():
         ("vision", H100): 0,
         ("vision", "NVIDIA-L40S"): 0,
     }
+
+
+def test_a_tick_admits_at_most_its_limit_and_says_the_queue_can_go_on_at_once():
+    jobs = [make_job(f"j{i}", nodes=1) for i in range(4)]
+    nodes = [make_node(f"de-1-h100-{i}") for i in range(4)]
+    config = TrainingConfig(admissions_per_tick=3)
+    result = plan_training(factory(), jobs, {}, nodes, [], {}, now=NOW, config=config)
+    assert [result.statuses[f"research/j{i}"][0]["phase"] for i in range(4)] == ["Admitted"] * 3 + ["Queued"]
+    assert len([o for o in result.apply if o["kind"] == "Job"]) == 3
+    assert result.capped
+    assert not plan_training(factory(), jobs, {}, nodes, [], {}, now=NOW, config=TrainingConfig()).capped

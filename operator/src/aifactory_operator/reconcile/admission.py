@@ -5,6 +5,10 @@ when every worker gets a node with enough free GPUs at once and its tenant's quo
 product allows it. Jobs that fit may backfill past a head job that does not, until the head has
 waited `starvation_seconds`; from then on nothing behind it in its pool is admitted, so the
 capacity it needs frees up.
+
+A decision admits at most `max_admissions` jobs: what it admits is written before the next decision,
+and ten thousand admissions at once would hold every Running report behind ten thousand writes (and
+ten thousand Job manifests in memory). The jobs past the limit keep their place for the next one.
 """
 
 import bisect
@@ -63,6 +67,7 @@ class Decision:
     admitted: dict[str, Grant] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)  # key -> why
     positions: dict[str, int] = field(default_factory=dict)  # key -> 1-based queue position
+    capped: bool = False  # stopped at max_admissions: the next decision may admit more at once
 
 
 def queue_order(requests: list[Request]) -> list[Request]:
@@ -122,6 +127,7 @@ def admit(
     *,
     now: datetime,
     starvation_seconds: float,
+    max_admissions: int | None = None,
 ) -> Decision:
     """Admits what fits, in queue order, and says for every other job why it waits."""
     free = FreeGPUs(nodes)
@@ -130,6 +136,8 @@ def admit(
     # Free GPUs only shrink during a decision, so a shape that did not fit will not fit later;
     # its explanation (every part of which the shape fixes) holds until the next admission.
     unplaceable: dict[tuple[str, int, int, str, str], tuple[int, str]] = {}
+    fitting: set[tuple[str, int, int, str, str]] = set()  # shapes that fit once the decision is capped
+    full = f"fits; admitted by the next decision (this one admitted {max_admissions}, its limit)"
     decision = Decision()
     position = 0
     for request in queue_order(requests):
@@ -150,11 +158,15 @@ def admit(
                 f"waiting for quota: tenant '{request.tenant}' has {left} {request.product} GPUs left"
                 f" and the job needs {request.gpus}"
             )
+        elif shape in fitting or (decision.capped and shape not in unplaceable and place(request, free)):
+            fitting.add(shape)  # nothing is taken once capped, so the shape keeps fitting
+            decision.waiting[request.key] = full
         elif shape not in unplaceable and (grant := place(request, free)):
             for name in grant.nodes:
                 free.take(name, request.gpus_per_node)
             quota[(request.tenant, request.product)] -= request.gpus
             decision.admitted[request.key] = grant
+            decision.capped = max_admissions is not None and len(decision.admitted) >= max_admissions
             continue
         else:
             admitted = len(decision.admitted)
