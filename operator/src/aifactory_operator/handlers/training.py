@@ -104,7 +104,7 @@ async def run_tick(
 ) -> bool:
     """Observe (copies of the indexes, in the event loop) -> plan and write (in a thread, so that a
     long plan over thousands of jobs does not hold up the webhook and the watches) -> report.
-    True when admission stopped at its limit with jobs still queued."""
+    True when admission reached its limit, so that more may fit at once."""
     observed = observe_tick(factory, **kwargs)
     try:
         plan, jobs = await asyncio.to_thread(plan_and_execute, factory, memory, observed)

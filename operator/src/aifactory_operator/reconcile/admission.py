@@ -7,8 +7,9 @@ waited `starvation_seconds`; from then on nothing behind it in its pool is admit
 capacity it needs frees up.
 
 A decision admits at most `max_admissions` jobs: what it admits is written before the next decision,
-and ten thousand admissions at once would hold every Running report behind ten thousand writes (and
-ten thousand Job manifests in memory). The jobs past the limit keep their place for the next one.
+and ten thousand admissions at once would hold every Running report behind tens of thousands of
+writes (and ten thousand Job manifests in memory). The jobs past the limit keep their place for the
+next one.
 """
 
 import bisect

@@ -66,7 +66,7 @@ class TrainingPlan:
     queued: int = 0
     first_admissions: dict[str, float] = field(default_factory=dict)
     tenant_gpus: dict[tuple[str, str], TenantGpus] = field(default_factory=dict)
-    # Admission stopped at admissions_per_tick with jobs still queued: decide again without waiting.
+    # Admission reached admissions_per_tick, so more may fit: decide again without waiting.
     capped: bool = False
 
 
