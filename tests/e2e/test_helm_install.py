@@ -51,6 +51,10 @@ def clean_cluster(kube: Kube, operator):
     )
     yield node
     kube.delete("v1", "Node", node)
+    # A failed test leaves the release's webhook configuration behind; merged with ours it is
+    # invalid (a service and a URL), and the restarted operator could not start its admission.
+    for api_version, kind, name in SHARED:
+        kube.delete(api_version, kind, name)
     operator.start()
     wait_for(
         lambda: kube.get(API, "ValidatingWebhookConfiguration", "aifactory-sovereignty"), "the operator back"
@@ -115,8 +119,14 @@ def test_the_chart_installs_upgrades_and_uninstalls_cleanly(kube, kubectl, kubec
         "--timeout=180s",
         kubeconfig=kubeconfig,
     )
-    deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
-    assert deployment["status"].get("availableReplicas") == 3
+    # --wait returns once three new pods are ready; the old one may still be on its way out.
+    wait_for(
+        lambda: (kube.get("apps/v1", "Deployment", "aifactory-operator", namespace) or {})
+        .get("status", {})
+        .get("availableReplicas")
+        == 3,
+        "three available replicas after the rollout",
+    )
     assert kube.get("kopf.dev/v1", "ClusterKopfPeering", "aifactory-operator") is not None
     assert kube.get("policy/v1", "PodDisruptionBudget", "aifactory-operator", namespace) is not None
     history = run_helm("history", release, "-n", namespace, kubeconfig=kubeconfig).stdout
