@@ -54,12 +54,18 @@ def create_all(kubeconfig: Path, bodies: list[dict[str, Any]]) -> dict[str, Any]
 
 def operator_writes(port: int) -> float:
     """All API writes the operator made, from its own Prometheus counter."""
+    return operator_counter(port, "aifactory_api_writes_total")
+
+
+def operator_gc_seconds(port: int) -> float:
+    """CPU seconds the operator's cycle collector has spent, all generations."""
+    return operator_counter(port, "aifactory_gc_cpu_seconds_total")
+
+
+def operator_counter(port: int, name: str) -> float:
+    """The sum of a counter's series, scraped from the operator's metrics endpoint."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("aifactory_api_writes_total{")
-    )
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
 def start_operator(layout: Layout, log_name: str, metrics_port: int) -> OperatorProcess:

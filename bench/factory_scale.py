@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import create_all, factory_body, operator_writes, report, start_cluster
+from common import create_all, factory_body, operator_gc_seconds, operator_writes, report, start_cluster
 from kubernetes import client as k8s
 
 from aifactory_operator.api.v1alpha1 import AIFactory
@@ -160,6 +160,7 @@ def run(nodes: int, jobs: int) -> dict:
         rss_at_ready = operator.peak_rss_kib()
         jobs_seconds = run_jobs(kube, layout.kubeconfig, name, jobs) if jobs else 0.0
         rss = operator.peak_rss_kib()
+        cpu, gc_seconds = operator.cpu_seconds(), operator_gc_seconds(METRICS_PORT)
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
         operator.stop()
@@ -175,6 +176,8 @@ def run(nodes: int, jobs: int) -> dict:
         "trainingjobs": jobs,
         "trainingjobs_seconds_to_all_running": round(jobs_seconds, 1),
         "operator_peak_rss_mib": round(rss / 1024, 1),
+        "operator_cpu_seconds": round(cpu, 1),
+        "operator_gc_cpu_seconds": round(gc_seconds, 1),
     }
 
 

@@ -15,6 +15,7 @@ from common import (
     audit_offset,
     factory_body,
     is_ready,
+    operator_gc_seconds,
     operator_writes,
     report,
     requests_by_verb,
@@ -115,20 +116,23 @@ def run(jobs: int, nodes: int) -> dict:
             for obj in ([construct_service(model)] if needs_service(model) else []) + [job]:
                 obj["metadata"].pop("ownerReferences")
                 kube.apply(obj)
+        baseline_created = time.monotonic() - started
         wait_running(kube, direct_ns, pods_of(jobs))
         baseline_seconds = time.monotonic() - started
         # The baseline's pods must be gone before the operator is timed, or it pays for their deletion.
         kube.delete("v1", "Namespace", direct_ns)
         wait(lambda: kube.get("v1", "Namespace", direct_ns) is None, "the baseline namespace gone")
 
-        writes_before = operator_writes(METRICS_PORT)
+        writes_before, gc_before = operator_writes(METRICS_PORT), operator_gc_seconds(METRICS_PORT)
         audit_from, cpu_before = audit_offset(layout), operator.cpu_seconds()
         started = time.monotonic()
         for i in range(jobs):
             kube.apply(training_body(f"job-{i}", namespace, i))
+        operator_created = time.monotonic() - started
         wait_running(kube, namespace, pods_of(jobs))
         operator_seconds = time.monotonic() - started
         writes = operator_writes(METRICS_PORT) - writes_before
+        gc_seconds = operator_gc_seconds(METRICS_PORT) - gc_before
         by_verb = requests_by_verb(layout, audit_from, OPERATOR_AGENTS)
         cpu = operator.cpu_seconds() - cpu_before
         rss = operator.peak_rss_kib()
@@ -141,10 +145,14 @@ def run(jobs: int, nodes: int) -> dict:
         "operator_seconds_to_all_running": round(operator_seconds, 1),
         "baseline_direct_jobs_seconds_to_all_running": round(baseline_seconds, 1),
         "ratio_operator_to_baseline": round(operator_seconds / baseline_seconds, 2),
+        # The client creates one object at a time, so create latency (our webhooks) is part of both.
+        "operator_client_seconds_creating_trainingjobs": round(operator_created, 1),
+        "baseline_client_seconds_creating_jobs_and_services": round(baseline_created, 1),
         "throughput_ratio_baseline_over_operator": round(baseline_seconds / operator_seconds, 2),
         "operator_writes_per_trainingjob": round(writes / jobs, 2),
         "operator_peak_rss_mib": round(rss / 1024, 1),
         "operator_cpu_seconds": round(cpu, 1),
+        "operator_gc_cpu_seconds": round(gc_seconds, 1),
         "api_requests_per_trainingjob_by_verb": {v: round(n / jobs, 2) for v, n in sorted(by_verb.items())},
     }
 

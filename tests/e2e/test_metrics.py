@@ -146,6 +146,13 @@ def test_the_tenant_holds_the_jobs_gpus_and_nothing_waits(running):
     assert (value(samples, "aifactory_reconciles_total", kind="TrainingJob", outcome="tick") or 0) > 0
 
 
+def test_the_collectors_cpu_time_is_served_for_each_generation(running):
+    samples = scrape()
+    for generation in ("0", "1", "2"):
+        seconds = value(samples, "aifactory_gc_cpu_seconds_total", generation=generation)
+        assert seconds is not None and seconds >= 0
+
+
 def test_a_refused_service_is_counted_by_rule_and_layer_and_lands_in_the_audit_log(kube, running):
     _, namespace = running
     labels = {"rule": "air-gap/service-type", "layer": "admission-policy"}

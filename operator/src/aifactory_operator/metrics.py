@@ -34,6 +34,11 @@ ADMISSION_SECONDS = Histogram(
     "Time the operator's webhook took to answer, by webhook.",
     ["webhook"],
 )
+GC_CPU_SECONDS = Counter(
+    "aifactory_gc_cpu_seconds_total",
+    "CPU time Python's cycle collector spent, by generation (2 walks every object the process holds).",
+    ["generation"],
+)
 AUDIT_ENTRIES = Counter("aifactory_audit_entries_total", "Entries this process appended to the audit log.")
 AUDIT_LOG_ENTRIES = Gauge(
     "aifactory_audit_log_entries", "Entries in the audit log (its head's sequence number), as last seen."

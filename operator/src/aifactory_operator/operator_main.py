@@ -27,10 +27,12 @@ def run_operator(
         start_http_server(metrics_port)
 
     from . import handlers  # noqa: F401  (registers the handlers)
+    from .collector import tune_collector
     from .handlers import toggles
 
     toggles.install()
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    tune_collector()
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
