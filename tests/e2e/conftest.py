@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chaos_figures import write_if_asked
 from kubernetes.client.exceptions import ApiException
 
 from aifactory_operator.crdgen import generate_crds
@@ -28,6 +29,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    write_if_asked()
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:

@@ -9,6 +9,7 @@ import re
 from collections import Counter
 
 import pytest
+from chaos_figures import record
 from factories import make_factory, make_tenant
 
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
@@ -151,8 +152,13 @@ def test_a_crash_after_any_write_converges_to_the_clean_result(kube, kubeconfig,
     finally:
         if not operator.is_running():
             operator.start()
-    print(
-        f"crash points converged: {converged} of {len(points)} ({crashed} crashed before the build ended,"
-        f" of {total} writes in a clean build); duplicates {duplicates}; orphans {orphans}"
+    record(
+        "aifactory_crash_points",
+        converged=converged,
+        points=len(points),
+        crashed_before_the_build_ended=crashed,
+        writes_in_a_clean_build=total,
+        duplicates=duplicates,
+        orphans=orphans,
     )
     assert crashed >= len(points) // 2

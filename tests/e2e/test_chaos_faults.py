@@ -5,6 +5,7 @@ still converge to exactly its children, and every throttled write must wait as l
 from pathlib import Path
 
 import pytest
+from chaos_figures import record
 from factories import make_factory, make_tenant
 from fault_proxy import RETRY_AFTER_SECONDS, FaultPlan, FaultProxy, retry_gaps
 from test_chaos_operator_down import GUARDED, factory_nodes
@@ -58,6 +59,15 @@ def test_throttled_and_conflicting_writes_are_retried_until_the_factory_converge
         wait_for(lambda: kube.get(API_VERSION, "AIFactory", name) is None, "the factory deleted", 120)
         wait_for(lambda: factory_nodes(kube, name) == [], "its nodes gone")
         assert unexpected_errors(faulty.log_path, offset) == []
+        record(
+            "throttling_and_conflicts",
+            writes_answered_429=injected.count(429),
+            writes_answered_409=injected.count(409),
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+            shortest_retry_after_429_seconds=round(min(gaps.values()), 2),
+            retries_sooner_than_retry_after=len(early),
+            unexpected_log_errors=0,
+        )
     finally:
         faulty.stop()
         proxy.stop()

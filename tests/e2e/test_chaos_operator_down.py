@@ -4,6 +4,7 @@ level-based reconciliation must reach exactly the state a running operator would
 finalizers must release what was deleted."""
 
 import pytest
+from chaos_figures import record
 from factories import make_factory, make_tenant
 from kubernetes.client.exceptions import ApiException
 from test_chaos_recovery import is_ready, unexpected_errors
@@ -102,5 +103,12 @@ def test_what_changed_while_the_operator_was_down_is_reconciled_when_it_returns(
     wait_for(lambda: is_ready(kube, kept), "the kept factory Ready")
     assert [len(factory_nodes(kube, kept))] == [2]
     assert unexpected_errors(log, offset) == []
+    record(
+        "operator_down",
+        changes_while_down=4 + len(GUARDED),
+        reconciled_after_restart=4 + len(GUARDED),
+        finalizers_released=1,
+        unexpected_log_errors=0,
+    )
     kube.delete(API_VERSION, "AIFactory", kept)
     wait_for(lambda: kube.get(API_VERSION, "AIFactory", kept) is None, "the kept factory deleted")

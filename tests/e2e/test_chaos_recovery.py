@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chaos_figures import record
 from factories import make_factory, make_tenant
 
 from aifactory_operator.chartgen import construct_peering_crd
@@ -74,12 +75,14 @@ def test_the_operator_rides_out_a_kube_apiserver_restart(kube, kubectl, layout, 
     kube.apply(make_factory(before, h100_nodes=1, l40s_nodes=0))
     wait_for(lambda: is_ready(kube, before), "the first factory Ready")
     pid = operator.process.pid if operator.process else None
-    for _ in range(3 if FULL else 1):
+    restarts = 3 if FULL else 1
+    for _ in range(restarts):
         restart(REPO, layout, "kube-apiserver")
     after = unique("after")
     kube.apply(make_factory(after, h100_nodes=2, l40s_nodes=1))
     wait_for(lambda: is_ready(kube, after), "a factory created after the restart Ready", timeout=120)
     assert operator.is_running() and operator.process.pid == pid
+    record("kube_apiserver_restarts", restarts=restarts, operator_restarts=0, factories_ready_after=1)
     for name in (before, after):
         kube.delete(API_VERSION, "AIFactory", name)
         wait_for(lambda name=name: kube.get(API_VERSION, "AIFactory", name) is None, f"{name} deleted")
@@ -87,7 +90,8 @@ def test_the_operator_rides_out_a_kube_apiserver_restart(kube, kubectl, layout, 
 
 def test_create_delete_cycles_leave_nothing_cluster_scoped(kube, operator, clean_log):
     names = []
-    for _ in range(50 if FULL else 5):
+    cycles = 50 if FULL else 5
+    for _ in range(cycles):
         name = unique("cycle")
         names.append(name)
         kube.apply(make_factory(name, h100_nodes=2, l40s_nodes=1, tenants=[make_tenant("t", f"{name}-t")]))
@@ -102,6 +106,7 @@ def test_create_delete_cycles_leave_nothing_cluster_scoped(kube, operator, clean
                 if not o["metadata"].get("deletionTimestamp")
             ]
             assert left == [], (kind, name, left)
+    record("create_delete_cycles", cycles=cycles, cluster_scoped_objects_left=0)
 
 
 def handled(log: Path, offset: int) -> int:
@@ -164,7 +169,14 @@ def test_of_two_replicas_exactly_one_acts_and_the_other_takes_over(kube, kubecon
             "the standby to take over and add the node",
             timeout=120,
         )
-        assert handled(standby.log_path, offset) > 0
+        took_over = handled(standby.log_path, offset)
+        assert took_over > 0
+        record(
+            "two_replicas",
+            reconciles_by_the_active=max(counts),
+            reconciles_by_the_standby_while_paused=min(counts),
+            reconciles_by_the_standby_after_the_kill=took_over,
+        )
         kube.delete(API_VERSION, "AIFactory", name)
         wait_for(
             lambda: kube.get(API_VERSION, "AIFactory", name) is None, "the factory deleted by the standby"

@@ -7,6 +7,7 @@ job must end Running with exactly one attempt: one batch Job, one pod per node, 
 import os
 
 import pytest
+from chaos_figures import record
 from factories import make_factory, make_tenant
 from kubernetes.client.exceptions import ApiException
 from test_chaos_crash_points import WRITE_LINE, crashing_operator
@@ -80,7 +81,7 @@ def test_a_crash_after_any_trainingjob_write_leaves_exactly_one_attempt(kube, ku
         points = list(range(1, total + 1))
         if not os.environ.get("AIFACTORY_CHAOS_FULL"):
             points = points[-4:]  # the job's own writes come last, after start-up's
-        converged = 0
+        converged, extra_attempts, restarts = 0, 0, 0
         for point in points:
             name = unique("tj")
             victim = crashing_operator(kubeconfig, layout, point, "operator-tjchaos.log")
@@ -99,14 +100,21 @@ def test_a_crash_after_any_trainingjob_write_leaves_exactly_one_attempt(kube, ku
             )
             wait_for(lambda n=name: attempts(kube, n, namespace)[1] == 2, f"{name}'s two pods Running")
             jobs, _ = attempts(kube, name, namespace)
+            extra_attempts += len(jobs) - 1
+            restarts += status_of(kube, name, namespace).get("restarts", 0)
             assert jobs == [f"{name}-0"], (point, jobs)
-            assert status_of(kube, name, namespace).get("restarts", 0) == 0, point
+            assert restarts == 0, point
             converged += 1
             kube.delete(API_VERSION, "TrainingJob", name, namespace)
             wait_for(lambda n=name: attempts(kube, n, namespace) == ([], 0), f"{name} cleaned up")
             operator.stop()
-        print(
-            f"trainingjob crash points converged: {converged} of {len(points)} ({total} writes in a clean run)"
+        record(
+            "trainingjob_crash_points",
+            converged=converged,
+            points=len(points),
+            writes_in_a_clean_run=total,
+            extra_attempts=extra_attempts,
+            restarts_spent=restarts,
         )
     finally:
         if not operator.is_running():
