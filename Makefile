@@ -76,5 +76,6 @@ bench: install cluster-binaries
 	$(PY) bench/serving_e2e.py --endpoints 50 --json bench/serving_e2e.json
 	$(PY) bench/webhook_latency.py --admissions 1000 --json bench/webhook_latency.json
 	$(PY) bench/factory_scale.py --nodes 10000 --jobs 10000 --json bench/factory_scale.json
+	$(PY) -m aifactory_operator.cli cluster down  # the chaos suite on a fresh control plane too
 	AIFACTORY_CHAOS_FULL=1 AIFACTORY_CHAOS_RESULTS=$(CURDIR)/bench/chaos.json $(PY) -m pytest -m chaos tests/e2e
 	$(PY) bench/report.py

@@ -12,7 +12,7 @@ from typing import Any
 from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.crdgen import generate_crds
-from aifactory_operator.devcluster import up
+from aifactory_operator.devcluster import down, up
 from aifactory_operator.devcluster.layout import Layout, default_layout, find_repo_root
 from aifactory_operator.kube.client import Kube, load_config
 from aifactory_operator.launcher import OperatorProcess
@@ -24,9 +24,12 @@ WEBHOOK_PORT_OFFSET = 10
 
 
 def start_cluster() -> tuple[Layout, Kube]:
-    """The local control plane (reused when up) with the CRDs applied and discoverable."""
+    """A fresh local control plane with the CRDs applied and discoverable. Never one left up: the
+    benchmark before may still be deleting what it made (10,000 nodes and their jobs for minutes),
+    and the next would measure that cleanup as well."""
     repo = find_repo_root(Path.cwd())
     layout = default_layout(repo)
+    down(layout)
     up(repo, layout)
     kube = Kube(load_config(str(layout.kubeconfig)))
     for crd in generate_crds().values():
