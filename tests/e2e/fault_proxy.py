@@ -105,22 +105,27 @@ class FaultProxy:
         self.ready.wait(10)
 
     def stop(self) -> None:
-        """Ends every open stream (watches included) before the loop stops, so nothing leaks."""
+        """Ends every open stream (watches included) before the loop closes, so nothing leaks."""
         asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        # A handler task can still appear while the loop winds down (an accept in flight when the
+        # server closed); left pending, it was destroyed with the loop, and pytest failed the test
+        # on its unclosed socket. The loop runs once more, here, until no task is left.
+        self.loop.run_until_complete(self._finish_tasks())
         self.loop.close()
 
     async def _shutdown(self) -> None:
         self.server.close()
-        # A connection accepted just before the close gets its handler task a moment later, after
-        # any one look at the tasks; left pending, it was destroyed with the loop (and pytest failed
-        # the test on the unclosed socket). So: until no other task is left.
+        await self._finish_tasks()
+        await self.server.wait_closed()
+
+    async def _finish_tasks(self) -> None:
+        """Cancels every other task of the loop and waits for them, until none is left."""
         while tasks := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self.server.wait_closed()
 
     def _serve(self) -> None:
         self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
@@ -149,8 +154,10 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
+            # Not awaiting wait_closed(): when the client had already gone, that wait could stay
+            # pending for ever, and the collector then destroyed the task (an unclosed-socket
+            # warning that pytest turns into a failure). The loop finishes the close on its own.
             writer.close()
-            await asyncio.gather(writer.wait_closed(), return_exceptions=True)
 
     async def _forward(self, request: bytes, writer: asyncio.StreamWriter) -> None:
         host, port = self.upstream
