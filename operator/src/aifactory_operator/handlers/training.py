@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,11 +46,18 @@ async def run_training(
         except InvalidSpec:
             await stopped.wait(TICK_SECONDS)
             continue
+        started = time.monotonic()
         with measured("TrainingJob"):
             capped = await run_tick(factory, logger, memory, kwargs)
-        # A tick that stopped at its admission limit has jobs that fit now: the next one goes at once.
-        await stopped.wait(0 if capped else TICK_SECONDS)
+        await stopped.wait(seconds_to_next_tick(time.monotonic() - started, capped))
     forget_training(body.metadata.name)
+
+
+def seconds_to_next_tick(took: float, capped: bool, period: float = TICK_SECONDS) -> float:
+    """Ticks start a period apart, not a period after the last one ended: a tick that wrote for a
+    second has seen a second of new jobs, and waiting another second doubled their wait. A tick
+    that stopped at its admission limit has jobs that fit now, so the next one goes at once."""
+    return 0.0 if capped else max(period - took, 0.0)
 
 
 class ParsedModels:
