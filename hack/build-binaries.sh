@@ -2,15 +2,34 @@
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, kwok, kwokctl) from Go modules into a cache folder keyed by the pinned versions, so that
 # fresh clones and CI reuse one build. Prints the folder on its last line of stdout.
-# With --check: prints the folder and exits 0 if everything is built, exits 1 otherwise (no Go needed).
+#
+# Usage: build-binaries.sh [--compat] [--check]
+#   --compat  the oldest supported minor (COMPAT_* in versions.env) instead of the current release;
+#             AIFACTORY_KUBE=compat in the environment does the same.
+#   --check   print the folder and exit 0 if everything is built, exit 1 otherwise (no Go needed).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 
+line=${AIFACTORY_KUBE:-current}
+check=false
+for arg in "$@"; do
+  case "$arg" in
+    --compat) line=compat ;;
+    --check) check=true ;;
+    *) echo "error: unknown argument $arg; usage: build-binaries.sh [--compat] [--check]" >&2; exit 2 ;;
+  esac
+done
+case "$line" in
+  current) kube=$KUBE_VERSION; etcd=$ETCD_VERSION ;;
+  compat) kube=$COMPAT_KUBE_VERSION; etcd=$COMPAT_ETCD_VERSION ;;
+  *) echo "error: AIFACTORY_KUBE=$line; use 'current' or 'compat'" >&2; exit 2 ;;
+esac
+
 cache_root=${AIFACTORY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aifactory}
-stamp="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
+stamp="k8s-${kube}_etcd-${etcd}_kwok-${KWOK_VERSION}"
 out="$cache_root/bin/$stamp"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl)
 
@@ -23,12 +42,12 @@ if is_complete; then
   echo "$out"
   exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if $check; then
   exit 1
 fi
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "error: Go is not installed; install Go >= 1.24 (https://go.dev/doc/install) and run again" >&2
+  echo "error: Go is not installed; install Go >= 1.26 (https://go.dev/doc/install) and run again" >&2
   exit 1
 fi
 
@@ -63,18 +82,64 @@ run_go() {
   fi
 }
 
-minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+# The kubernetes module replaces its staging modules (k8s.io/api, k8s.io/client-go, ...) with
+# folders of its own repository, so `go install` of its commands fails. A tools module of ours that
+# requires it and points each staging module at its published v0.N.P release builds them. The
+# module is generated here from the pinned version, so versions.env stays the only place to edit.
+write_tools_module() {
+  local dir=$1 kube_mod
+  kube_mod=$(go mod download -json "k8s.io/kubernetes@${kube}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [ -f "$kube_mod" ] || { echo "error: cannot read the go.mod of k8s.io/kubernetes@${kube}" >&2; exit 1; }
+  local staging_version="v0.${kube#v1.}"
+  mkdir -p "$dir"
+  {
+    echo "module aifactory.dev/hack/k8sbin"
+    echo
+    # The kubernetes module's own go and godebug lines, so the binaries behave as upstream's do.
+    grep -E '^(go|godebug) ' "$kube_mod"
+    echo
+    echo "require ("
+    echo "	go.etcd.io/etcd/server/v3 ${etcd}"
+    echo "	k8s.io/kubernetes ${kube}"
+    echo ")"
+    echo
+    echo "replace ("
+    awk -v v="$staging_version" '$2 == "=>" && $3 ~ /^\.\/staging\// { printf "\t%s => %s %s\n", $1, $1, v }' "$kube_mod"
+    echo ")"
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+// Package k8sbin pins the control-plane commands so that `go mod tidy` records every module they need.
+package k8sbin
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$dir" && go mod tidy >>"$log" 2>&1) || { echo "error: go mod tidy failed; see $log" >&2; tail -n 15 "$log" >&2; exit 1; }
+}
+
+minor=${kube#v1.}; minor=${minor%%.*}
 kube_ldflags="-s -w \
- -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} \
+ -X k8s.io/component-base/version.gitVersion=${kube} \
  -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=${minor} \
  -X k8s.io/component-base/version.gitTreeState=clean \
- -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION} \
+ -X k8s.io/client-go/pkg/version.gitVersion=${kube} \
  -X k8s.io/client-go/pkg/version.gitMajor=1 \
  -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
 
-step=0; total=${#binaries[@]}
-cd "$here/k8sbin"
+step=0; total=$(( ${#binaries[@]} + 1 ))
+module="$out/k8sbin"
+step=$((step + 1))
+progress "$step" "$total" "the tools module for k8s.io/kubernetes ${kube}"
+write_tools_module "$module"
+cd "$module"
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   step=$((step + 1))
   [ -x "$out/$cmd" ] && continue  # a build interrupted after this binary resumes here
@@ -95,6 +160,6 @@ for cmd in kwok kwokctl; do
   run_go "$cmd" env GOBIN="$out" GOFLAGS= go install -v -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/$cmd@${KWOK_VERSION}"
 done
 
-printf 'kube=%s etcd=%s kwok=%s built_seconds=%s\n' "$KUBE_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$(( $(date +%s) - start ))" >"$out/.stamp"
-echo "built control plane in $(( $(date +%s) - start ))s into $out" >&2
+printf 'kube=%s etcd=%s kwok=%s built_seconds=%s\n' "$kube" "$etcd" "$KWOK_VERSION" "$(( $(date +%s) - start ))" >"$out/.stamp"
+echo "built control plane ${kube} in $(( $(date +%s) - start ))s into $out" >&2
 echo "$out"
