@@ -1,8 +1,13 @@
 """The CRDs on a real API server: established, explained, and refusing bad objects by field."""
 
-import pytest
+import json
+from collections import defaultdict
 
-from conftest import create_refusal, is_established, unique
+import pytest
+from aifactory_operator.constants import API_VERSION, GROUP
+from aifactory_operator.crdgen import generate_crds
+from conftest import create_refusal, is_established, unique, wait_for
+from factories import make_factory
 
 TJ = {"apiVersion": "aifactory.dev/v1alpha1", "kind": "TrainingJob"}
 
@@ -38,6 +43,9 @@ def test_all_four_crds_are_established(kube, crds):
 
 
 def test_kubectl_explain_prints_the_model_docstrings(crds, kubectl):
+    # The API server publishes a new CRD's OpenAPI a little after it is Established (seen on 1.37:
+    # "couldn't find resource" for a second or two), and kubectl explain reads that document.
+    wait_for(lambda: kubectl("explain", "aifactory", check=False).returncode == 0, "the CRDs' OpenAPI")
     out = kubectl("explain", "aifactory.spec.nodePools.gpusPerNode").stdout
     assert "GPUs in each node (nvidia.com/gpu capacity)." in out
     out = kubectl("explain", "trainingjob.spec.topology.mode").stdout
@@ -45,9 +53,59 @@ def test_kubectl_explain_prints_the_model_docstrings(crds, kubectl):
 
 
 def test_short_names_and_the_category_work_in_kubectl(crds, kubectl, namespace):
-    for short in ("aif", "ds", "tj", "me"):
+    for short in ("aif", "dset", "tj", "me"):
         kubectl("get", short, "-n", namespace)
-    kubectl("get", "aifactory", "-n", namespace)
+    kubectl("get", "aifactory-all", "-n", namespace)
+
+
+def test_kubectl_gets_one_factory_by_its_singular_and_its_short_name(kube, crds, kubectl):
+    name = unique("first-contact")
+    kube.apply(make_factory(name, h100_nodes=0, l40s_nodes=0))
+    try:
+        for word in ("aifactory", "aif", "aifactories"):
+            out = kubectl("get", word, name).stdout
+            assert out.splitlines()[1].split()[0] == name, f"kubectl get {word} {name} printed {out!r}"
+    finally:
+        kube.delete(API_VERSION, "AIFactory", name)
+
+
+def test_no_name_kubectl_resolves_means_two_things(crds, kubectl):
+    """Every plural, singular and short name and every category served by the control plane resolves
+    to one resource (our category may name our four kinds, and nothing else may use it)."""
+    meanings: dict[str, set[str]] = defaultdict(set)
+    categories: dict[str, set[str]] = defaultdict(set)
+    for group_version, resource in served_resources(kubectl):
+        group = group_version.rpartition("/")[0] if "/" in group_version else ""
+        kind = f"{resource['name']}.{group}" if group else resource["name"]
+        for word in (resource["name"], resource.get("singularName"), *resource.get("shortNames", [])):
+            if word:
+                meanings[word].add(kind)
+        for category in resource.get("categories", []):
+            categories[category].add(kind)
+    clashes = {word: kinds for word, kinds in meanings.items() if len(kinds) > 1}
+    ours = {word: kinds for word, kinds in clashes.items() if any(k.endswith("." + GROUP) for k in kinds)}
+    assert ours == {}, f"names of our kinds that also name another resource: {ours}"
+    for crd in generate_crds().values():
+        for category in crd["spec"]["names"]["categories"]:
+            assert category not in meanings, f"category {category} is also the name of {meanings[category]}"
+            assert all(k.endswith("." + GROUP) for k in categories[category]), categories[category]
+    # The names our kinds are known by, as the test above would see them.
+    assert {"aif", "dset", "tj", "me"} <= set(meanings)
+
+
+def served_resources(kubectl) -> list[tuple[str, dict]]:
+    """(groupVersion, resource) for every resource the API server serves, subresources left out, from
+    the same discovery documents kubectl reads."""
+    versions = ["v1"]
+    for group in json.loads(kubectl("get", "--raw", "/apis").stdout)["groups"]:
+        versions += [v["groupVersion"] for v in group["versions"]]
+    found = []
+    for group_version in versions:
+        path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        for resource in json.loads(kubectl("get", "--raw", path).stdout)["resources"]:
+            if "/" not in resource["name"]:
+                found.append((group_version, resource))
+    return found
 
 
 def test_wrong_type_is_refused_naming_the_field(kube, crds, namespace):

@@ -71,7 +71,7 @@ def test_every_spec_and_status_field_is_documented(path, node):
 @pytest.mark.parametrize("crd", CRDS.values(), ids=lambda c: c["spec"]["names"]["kind"])
 def test_names_short_names_category_and_status_subresource(crd):
     names = crd["spec"]["names"]
-    assert names["categories"] == ["aifactory"]
+    assert names["categories"] == ["aifactory-all"]
     assert len(names["shortNames"]) == 1
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
@@ -92,7 +92,7 @@ def test_printer_columns_point_at_fields_that_exist(crd):
 def test_short_names_are_the_agreed_ones():
     assert {c["spec"]["names"]["kind"]: c["spec"]["names"]["shortNames"][0] for c in CRDS.values()} == {
         "AIFactory": "aif",
-        "Dataset": "ds",
+        "Dataset": "dset",
         "TrainingJob": "tj",
         "ModelEndpoint": "me",
     }

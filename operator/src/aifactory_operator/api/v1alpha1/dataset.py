@@ -62,7 +62,8 @@ class Dataset(Resource):
     info: ClassVar[KindInfo] = KindInfo(
         kind="Dataset",
         plural="datasets",
-        short_names=["ds"],
+        # Not "ds", which is DaemonSet's: kubectl warned on every use and picked one of the two.
+        short_names=["dset"],
         scope="Namespaced",
         printer_columns=[
             {"name": "Purpose", "type": "string", "jsonPath": ".spec.purpose"},
