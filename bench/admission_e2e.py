@@ -34,6 +34,7 @@ from common import (
     factory_body,
     is_training_loop_running,
     report,
+    run_interruptible,
     start_cluster,
     start_operator,
     wait,
@@ -250,4 +251,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_interruptible(main))

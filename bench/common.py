@@ -2,9 +2,10 @@
 write counter, readiness checks, and printing the result."""
 
 import json
-import os
+import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,10 @@ from aifactory_operator.crdgen import generate_crds
 from aifactory_operator.devcluster import down, up
 from aifactory_operator.devcluster.layout import Layout, default_layout, find_repo_root
 from aifactory_operator.kube.client import Kube, load_config
-from aifactory_operator.launcher import OperatorProcess
+from aifactory_operator.launcher import OperatorProcess, interrupt_on_sigterm
 
 # Parallel clients for creating many objects, each with its own connection.
 CLIENTS = 8
-# The operator's webhook listens this far above the control plane's port base (16450 by default).
-WEBHOOK_PORT_OFFSET = 10
 
 
 def start_cluster() -> tuple[Layout, Kube]:
@@ -37,6 +36,19 @@ def start_cluster() -> tuple[Layout, Kube]:
     time.sleep(2)
     kube.dynamic.resources.invalidate_cache()
     return layout, kube
+
+
+def run_interruptible(main: Callable[[], int]) -> int:
+    """Runs a benchmark that starts a control plane. SIGTERM (`timeout`, CI) is handled like Ctrl-C:
+    the benchmark's own finally blocks stop its operator, and the control plane is stopped here, so
+    an interrupted benchmark leaves no process behind."""
+    interrupt_on_sigterm()
+    try:
+        return main()
+    except KeyboardInterrupt:
+        down(default_layout(find_repo_root(Path.cwd())))
+        print("interrupted: stopped the operator and the local control plane", file=sys.stderr)
+        return 130
 
 
 def create_all(kubeconfig: Path, bodies: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,9 +84,7 @@ def operator_counter(port: int, name: str) -> float:
 
 
 def start_operator(layout: Layout, log_name: str, metrics_port: int) -> OperatorProcess:
-    """The operator on this control plane. Its webhook moves with AIFACTORY_PORT_BASE, so that a
-    second control plane on the machine never sends admission reviews to the first one's operator."""
-    os.environ.setdefault("AIFACTORY_WEBHOOK_LISTEN", f"127.0.0.1:{layout.ports.base + WEBHOOK_PORT_OFFSET}")
+    """The operator on this control plane (its webhook port follows AIFACTORY_PORT_BASE)."""
     operator = OperatorProcess(
         layout.kubeconfig, layout.logs / log_name, verbose=False, metrics_port=metrics_port
     )

@@ -12,7 +12,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import create_all, factory_body, operator_gc_seconds, operator_writes, report, start_cluster
+from common import (
+    create_all,
+    factory_body,
+    operator_gc_seconds,
+    operator_writes,
+    report,
+    run_interruptible,
+    start_cluster,
+)
 from kubernetes import client as k8s
 
 from aifactory_operator.api.v1alpha1 import AIFactory
@@ -191,4 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_interruptible(main))

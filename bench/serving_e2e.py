@@ -19,6 +19,7 @@ from common import (
     operator_writes,
     report,
     requests_by_verb,
+    run_interruptible,
     start_cluster,
     wait,
 )
@@ -170,4 +171,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_interruptible(main))

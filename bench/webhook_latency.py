@@ -17,13 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import dataset_body, factory_body, is_ready, report, start_cluster, wait
+from common import dataset_body, factory_body, is_ready, report, run_interruptible, start_cluster, wait
 
 from aifactory_operator.constants import API_VERSION, OPERATOR_NAMESPACE
 from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
-
-WEBHOOK = "https://127.0.0.1:16450"
 
 
 def reader_pod(namespace: str) -> dict[str, Any]:
@@ -74,14 +72,14 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def time_webhook(kube: Kube, pod: dict[str, Any], count: int) -> list[float]:
+def time_webhook(kube: Kube, webhook: str, pod: dict[str, Any], count: int) -> list[float]:
     secret = kube.get("v1", "Secret", "aifactory-webhook-tls", OPERATOR_NAMESPACE) or {}
     context = ssl.create_default_context(cadata=base64.b64decode(secret["data"]["ca.crt"]).decode())
     samples = []
     for _ in range(count):
         started = time.perf_counter()
         request = urllib.request.Request(
-            f"{WEBHOOK}/mounts-pods", data=review(pod), headers={"Content-Type": "application/json"}
+            f"{webhook}/mounts-pods", data=review(pod), headers={"Content-Type": "application/json"}
         )
         answer = json.loads(urllib.request.urlopen(request, context=context).read())
         samples.append(time.perf_counter() - started)
@@ -103,6 +101,7 @@ def run(count: int) -> dict[str, Any]:
     layout, kube = start_cluster()
     stamp = int(time.time())
     name, tenant, plain = f"whbench-{stamp}", f"whbench-{stamp}", f"whplain-{stamp}"
+    webhook = f"https://127.0.0.1:{layout.ports.webhook}"
     operator = OperatorProcess(layout.kubeconfig, layout.logs / "operator-bench.log", verbose=False)
     operator.start()
     try:
@@ -124,8 +123,8 @@ def run(count: int) -> dict[str, Any]:
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plain}})
         time.sleep(3)
         warm = 20
-        time_webhook(kube, reader_pod(tenant), warm)
-        direct = time_webhook(kube, reader_pod(tenant), count)
+        time_webhook(kube, webhook, reader_pod(tenant), warm)
+        direct = time_webhook(kube, webhook, reader_pod(tenant), count)
         time_dry_runs(kube, reader_pod(tenant), warm)
         guarded = time_dry_runs(kube, reader_pod(tenant), count)
         time_dry_runs(kube, reader_pod(plain), warm)
@@ -154,4 +153,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_interruptible(main))

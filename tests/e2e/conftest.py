@@ -22,7 +22,8 @@ from aifactory_operator.launcher import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 90.0
-METRICS_PORT = 16460  # the e2e operator serves Prometheus metrics here
+# The e2e operator serves Prometheus metrics here (16460 by default; moves with AIFACTORY_PORT_BASE).
+METRICS_PORT = default_layout(REPO).ports.operator_metrics
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

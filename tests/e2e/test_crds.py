@@ -4,10 +4,11 @@ import json
 from collections import defaultdict
 
 import pytest
+from factories import make_factory
+
 from aifactory_operator.constants import API_VERSION, GROUP
 from aifactory_operator.crdgen import generate_crds
 from conftest import create_refusal, is_established, unique, wait_for
-from factories import make_factory
 
 TJ = {"apiVersion": "aifactory.dev/v1alpha1", "kind": "TrainingJob"}
 

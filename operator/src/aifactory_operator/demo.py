@@ -2,7 +2,6 @@
 or on $KUBECONFIG when set."""
 
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from .devcluster import down, up
 from .devcluster.layout import default_layout, find_repo_root
 from .kube.client import Kube, load_config
 from .kube.manifests import apply_manifests
-from .launcher import OperatorProcess
+from .launcher import OperatorProcess, interrupt_on_sigterm
 
 READY_TIMEOUT_SECONDS = 120
 
@@ -24,7 +23,12 @@ def run_demo(*, once: bool) -> int:
     repo = find_repo_root(Path.cwd())
     layout = default_layout(repo)
     own_cluster = not os.environ.get("KUBECONFIG")
-    started_cluster = up(repo, layout) if own_cluster else False
+    interrupt_on_sigterm()
+    try:
+        started_cluster = up(repo, layout) if own_cluster else False
+    except KeyboardInterrupt:
+        down(layout)  # stopped while starting: nothing of it may stay
+        raise
     kubeconfig = layout.kubeconfig if own_cluster else Path(os.environ["KUBECONFIG"])
     api_client = load_config(str(kubeconfig))
     kube = Kube(api_client)
@@ -161,7 +165,6 @@ def _wait_for_workloads(kube: Kube) -> None:
 
 
 def _wait_for_signal() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while True:
             time.sleep(3600)

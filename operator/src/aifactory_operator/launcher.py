@@ -83,3 +83,14 @@ class OperatorProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def interrupt_on_sigterm() -> None:
+    """Makes SIGTERM (`timeout`, CI, `kill`) raise KeyboardInterrupt as Ctrl-C does, so that the
+    finally blocks which stop the operator and the control plane run on either; by default Python
+    dies on SIGTERM at once and leaves both running."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)

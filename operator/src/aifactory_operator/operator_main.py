@@ -23,6 +23,7 @@ def run_operator(
     import kopf
     from prometheus_client import start_http_server
 
+    refuse_a_served_webhook_address()
     if metrics_port:
         start_http_server(metrics_port)
 
@@ -45,3 +46,19 @@ def run_operator(
             liveness_endpoint=liveness,
         )
     )
+
+
+def refuse_a_served_webhook_address() -> None:
+    """Exits with one line when another process already serves our webhook address: sharing it
+    would fail admission calls at random (see listen.py)."""
+    from .handlers.admission_control import WebhookSettings
+    from .listen import is_served
+
+    webhook = WebhookSettings.from_env()
+    if webhook.enabled and is_served(webhook.listen_host, webhook.listen_port):
+        address = f"{webhook.listen_host}:{webhook.listen_port}"
+        raise SystemExit(
+            f"aifactory: error: the webhook address {address} is already served by another process"
+            f" (another operator? `ss -ltnp 'sport = :{webhook.listen_port}'` names it); stop it, or move"
+            " this one with AIFACTORY_PORT_BASE or AIFACTORY_WEBHOOK_LISTEN"
+        )

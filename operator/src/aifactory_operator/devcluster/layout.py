@@ -1,6 +1,7 @@
 """Where the local control plane keeps its files and which loopback ports it listens on (pure)."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,16 @@ class Ports:
     @property
     def kwok(self) -> int:
         return self.base + 6
+
+    @property
+    def webhook(self) -> int:
+        """The operator's admission webhook, when it runs outside the cluster (16450 by default)."""
+        return self.base + 10
+
+    @property
+    def operator_metrics(self) -> int:
+        """Where the end-to-end tests' operator serves Prometheus metrics."""
+        return self.base + 20
 
     def all(self) -> dict[str, int]:
         return {
@@ -97,4 +108,9 @@ def default_layout(repo: Path, environ: dict[str, str] | None = None) -> Layout:
     """<repo>/.devcluster, with ports from AIFACTORY_PORT_BASE (default 16440)."""
     env = os.environ if environ is None else environ
     root = Path(env.get("AIFACTORY_DEVCLUSTER_DIR") or repo / ".devcluster")
-    return Layout(root=root, ports=Ports(int(env.get("AIFACTORY_PORT_BASE", DEFAULT_PORT_BASE))))
+    return Layout(root=root, ports=ports_from_env(env))
+
+
+def ports_from_env(environ: Mapping[str, str]) -> Ports:
+    """The ports numbered from AIFACTORY_PORT_BASE (default 16440)."""
+    return Ports(int(environ.get("AIFACTORY_PORT_BASE", DEFAULT_PORT_BASE)))

@@ -5,6 +5,7 @@ configurations pointing at this operator."""
 import base64
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import kopf
 
 from ..certificates import KeyPair, is_usable, issue_ca, issue_server
 from ..constants import OPERATOR_NAMESPACE
+from ..devcluster.layout import ports_from_env
 from ..kube.client import Kube
 from ..reconcile.admission_policies import (
     RETIRED_POLICY_NAMES,
@@ -32,14 +34,15 @@ from .runtime import INSTALLED_BY_HELM, kube, now
 from .webhook_thread import WebhookServerThread
 
 TLS_SECRET = "aifactory-webhook-tls"
-DEFAULT_LISTEN = "127.0.0.1:16450"
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
     """Where the webhook server listens and how kube-apiserver reaches it, from the environment:
     AIFACTORY_WEBHOOK=off disables it; AIFACTORY_WEBHOOK_SERVICE names the operator's Service
-    (in-cluster), otherwise AIFACTORY_WEBHOOK_URL (default: https://<listen address>)."""
+    (in-cluster), otherwise AIFACTORY_WEBHOOK_URL (default: https://<listen address>). The listen
+    address is AIFACTORY_WEBHOOK_LISTEN, by default 127.0.0.1 at AIFACTORY_PORT_BASE + 10 (16450), so
+    that operators beside control planes on other port bases never share one port."""
 
     enabled: bool
     namespace: str
@@ -49,13 +52,15 @@ class WebhookSettings:
     service: str | None
 
     @classmethod
-    def from_env(cls) -> "WebhookSettings":
-        host, _, port = os.environ.get("AIFACTORY_WEBHOOK_LISTEN", DEFAULT_LISTEN).rpartition(":")
-        service = os.environ.get("AIFACTORY_WEBHOOK_SERVICE") or None
-        url = os.environ.get("AIFACTORY_WEBHOOK_URL") or (None if service else f"https://{host}:{port}")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "WebhookSettings":
+        env = os.environ if environ is None else environ
+        default_listen = f"127.0.0.1:{ports_from_env(env).webhook}"
+        host, _, port = env.get("AIFACTORY_WEBHOOK_LISTEN", default_listen).rpartition(":")
+        service = env.get("AIFACTORY_WEBHOOK_SERVICE") or None
+        url = env.get("AIFACTORY_WEBHOOK_URL") or (None if service else f"https://{host}:{port}")
         return cls(
-            enabled=os.environ.get("AIFACTORY_WEBHOOK", "on") != "off",
-            namespace=os.environ.get("AIFACTORY_NAMESPACE", OPERATOR_NAMESPACE),
+            enabled=env.get("AIFACTORY_WEBHOOK", "on") != "off",
+            namespace=env.get("AIFACTORY_NAMESPACE", OPERATOR_NAMESPACE),
             listen_host=host,
             listen_port=int(port),
             url=url,
