@@ -1,5 +1,5 @@
 """The Helm chart, checked without a cluster: generated parts current, helm lint, strict schemas of
-Kubernetes 1.33, values.schema.json, checkov on the chart and on every tenant manifest, hadolint."""
+the newest and the oldest supported Kubernetes minor, values.schema.json, checkov on the chart and on every tenant manifest, hadolint."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import sys
 import kubernetes_validate
 import pytest
 import yaml
-from charttools import CHART, DIGEST, KUBE_VERSION, REPO, checkov, helm, render
+from charttools import CHART, DIGEST, KUBE_VERSION, KUBE_VERSIONS, REPO, checkov, helm, render
 from tenant_manifests import write_tenant_manifests
 
 from aifactory_operator.chartgen import render_chart_files
@@ -38,21 +38,34 @@ def test_the_chart_carries_the_same_crds_as_crds_folder():
         assert (CHART / "crds" / name).read_text() == (REPO / "crds" / name).read_text() == text
 
 
-def test_helm_lint_passes_strictly():
-    result = helm("lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION)
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_helm_lint_passes_strictly(kube_version):
+    result = helm("lint", str(CHART), "--strict", "--kube-version", kube_version)
     assert "0 chart(s) failed" in result.stdout
 
 
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 @pytest.mark.parametrize("profile", PROFILES, ids=list(PROFILES))
-def test_every_rendered_object_is_valid_for_kubernetes_1_33(profile):
-    objects = render(*PROFILES[profile])
+def test_every_rendered_object_is_valid_for_each_supported_kubernetes(profile, kube_version):
+    objects = render(*PROFILES[profile], kube_version=kube_version)
     checked = 0
     for obj in objects:
         if obj["kind"] in NOT_IN_KUBERNETES:
             continue
-        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        kubernetes_validate.validate(obj, kube_version, strict=True)
         checked += 1
     assert checked >= 20
+
+
+def test_the_charts_kube_version_range_is_the_supported_one():
+    newest, oldest = (tuple(int(part) for part in v.split(".")[:2]) for v in KUBE_VERSIONS)
+    inside = [f"1.{minor}.0" for minor in range(oldest[1], newest[1] + 1)]
+    outside = [f"1.{oldest[1] - 1}.9", f"1.{newest[1] + 1}.0"]
+    for version in inside:
+        helm("template", "x", str(CHART), "--kube-version", version)
+    for version in outside:
+        result = helm("template", "x", str(CHART), "--kube-version", version, check=False)
+        assert result.returncode != 0 and "incompatible with Kubernetes" in result.stderr, version
 
 
 def test_high_availability_adds_peering_and_a_disruption_budget():

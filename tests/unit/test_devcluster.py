@@ -55,8 +55,9 @@ def test_repo_root_is_found_from_a_subfolder():
 
 def test_versions_are_read_from_hack():
     versions = read_versions(REPO)
-    assert versions["KUBE_VERSION"].startswith("v1.33.")
-    assert versions["KWOK_VERSION"] == "v0.7.0"
+    assert versions["KUBE_VERSION"].startswith("v1.37.")
+    assert versions["COMPAT_KUBE_VERSION"].startswith("v1.35.")
+    assert versions["KWOK_VERSION"] == "v0.8.0"
 
 
 def test_components_start_in_dependency_order_on_loopback(tmp_path):

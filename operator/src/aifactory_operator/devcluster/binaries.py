@@ -10,7 +10,7 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 
 
 def read_versions(repo: Path) -> dict[str, str]:
-    """KUBE_VERSION, ETCD_VERSION and KWOK_VERSION from hack/versions.env."""
+    """The pinned versions from hack/versions.env (KUBE_VERSION, COMPAT_KUBE_VERSION, ...)."""
     versions = {}
     for line in (repo / "hack" / "versions.env").read_text().splitlines():
         key, sep, value = line.partition("=")
@@ -20,13 +20,15 @@ def read_versions(repo: Path) -> dict[str, str]:
 
 
 def ensure_binaries(repo: Path) -> Path:
-    """The folder holding the built binaries; builds them (showing progress) when missing."""
+    """The folder holding the built binaries of the release AIFACTORY_KUBE selects (current, the
+    default, or compat: the oldest supported minor); builds them, showing progress, when missing.
+    hack/build-binaries.sh reads AIFACTORY_KUBE from the environment it inherits."""
     if shutil.which("go") is None:
         cached = _cached_folder(repo)
         if cached is None:
             raise DevClusterError(
                 "Go is not installed and the control-plane binaries are not built;"
-                " install Go >= 1.24 and run `make cluster-binaries`"
+                " install Go >= 1.26 and run `make cluster-binaries`"
             )
         return cached
     result = subprocess.run(

@@ -27,12 +27,15 @@ class RunningProcess:
 
 
 def up(repo: Path, layout: Layout, *, fsync: bool = False) -> bool:
-    """Starts the cluster unless it already runs healthy; returns True when it started it."""
+    """Starts the cluster unless it already runs healthy on the selected Kubernetes release
+    (AIFACTORY_KUBE: current or compat); returns True when it started it."""
+    bin_dir = ensure_binaries(repo)
     if is_healthy(layout):
-        return False
+        if runs_binaries_from(layout, bin_dir):
+            return False
+        _log(f"the running control plane is another Kubernetes release; restarting it from {bin_dir}")
     down(layout)
     _check_ports(layout)
-    bin_dir = ensure_binaries(repo)
     started = time.monotonic()
     _prepare_files(layout)
     components = construct_components(layout, bin_dir, fsync=fsync)
@@ -93,6 +96,12 @@ def is_healthy(layout: Layout) -> bool:
         return False
     status, _ = fetch(f"{layout.apiserver_url}/readyz", ca_file=layout.pki / "ca.crt")
     return status == 200
+
+
+def runs_binaries_from(layout: Layout, bin_dir: Path) -> bool:
+    """Every recorded process was started from `bin_dir`, so it is the release asked for."""
+    processes = _load_state(layout)
+    return bool(processes) and all(Path(p.executable).parent == bin_dir for p in processes)
 
 
 def cluster_status(layout: Layout) -> list[str]:

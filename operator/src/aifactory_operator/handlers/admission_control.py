@@ -22,6 +22,7 @@ from ..reconcile.admission_policies import (
     construct_factory_policies,
     construct_guard_rails,
 )
+from ..reconcile.capabilities import CAPABILITIES, describe_capabilities, missing_requirements
 from ..reconcile.ownership import managed_labels
 from ..reconcile.webhook_objects import (
     Endpoint,
@@ -84,6 +85,7 @@ class WebhookSettings:
 def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     config = WebhookSettings.from_env()
     client = kube()
+    check_capabilities(client, logger)
     ensure_namespace(client, config.namespace)
     identity = whoami(client)
     if not INSTALLED_BY_HELM:
@@ -147,6 +149,16 @@ def inject_ca_bundle(client: Kube, configuration: dict[str, Any]) -> None:
         client.resource(configuration["apiVersion"], kind).patch(
             body=patch, name=name, content_type="application/json-patch+json"
         )
+
+
+def check_capabilities(client: Kube, logger: kopf.Logger) -> None:
+    """Says in one line which protections run on this API server; stops where one cannot."""
+    version = client.server_version()
+    served = {gv: client.served_resources(gv) for gv in {c.group_version for c in CAPABILITIES}}
+    logger.info(describe_capabilities(version, served))
+    problem = missing_requirements(version, served)
+    if problem:
+        raise kopf.PermanentError(problem)
 
 
 def ensure_namespace(client: Kube, name: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
 from kubernetes.dynamic.resource import Resource
 
 from ..constants import FIELD_MANAGER
@@ -38,6 +39,19 @@ class Kube:
     @cached_property
     def dynamic(self) -> DynamicClient:
         return DynamicClient(self.api_client)
+
+    def server_version(self) -> str:
+        """The API server's gitVersion, e.g. v1.37.2."""
+        return str(client.VersionApi(self.api_client).get_code().git_version)
+
+    def served_resources(self, group_version: str) -> set[str]:
+        """The resources served under `group_version` (subresources left out); empty when the API
+        server does not serve that version at all."""
+        try:
+            found = self.dynamic.request("GET", f"/apis/{group_version}").to_dict()
+        except NotFoundError:
+            return set()
+        return {r["name"] for r in found.get("resources", []) if "/" not in r["name"]}
 
     def resource(self, api_version: str, kind: str) -> Resource:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
