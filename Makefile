@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: all install cluster-binaries chart-tools crds lint unit e2e test run bench cluster-up cluster-down clean
+.PHONY: all install cluster-binaries compat-binaries chart-tools crds lint unit e2e test compat run bench cluster-up cluster-down clean
 
 all: install
 
@@ -26,6 +26,10 @@ install: $(INSTALLED)
 # pinned version (hack/versions.env) into ~/.cache/aifactory (AIFACTORY_CACHE_DIR overrides).
 cluster-binaries:
 	@bash hack/build-binaries.sh >/dev/null
+
+# The same for the oldest supported minor (COMPAT_KUBE_VERSION), which make compat runs on.
+compat-binaries:
+	@bash hack/build-binaries.sh --compat >/dev/null
 
 # helm and kstatus (built from their Go modules, cached like the control plane) and checkov, for the
 # chart and GitOps checks.
@@ -54,6 +58,13 @@ e2e: install cluster-binaries chart-tools
 test: install cluster-binaries chart-tools lint
 	$(PY) -m pytest tests
 
+# The compatibility suite (tests marked compat: factory life cycle, sovereignty agreement, training
+# gangs and restarts, serving, helm install, the CRDs) on the oldest supported minor, on a control
+# plane of its own (folder .devcluster-compat, ports from 16540) so it never reuses make test's.
+COMPAT_ENV := AIFACTORY_KUBE=compat AIFACTORY_DEVCLUSTER_DIR=$(CURDIR)/.devcluster-compat AIFACTORY_PORT_BASE=16540
+compat: install compat-binaries chart-tools
+	$(COMPAT_ENV) $(PY) -m pytest -m compat tests/e2e
+
 run: install cluster-binaries
 	$(PY) -m aifactory_operator.cli demo
 
@@ -65,7 +76,8 @@ cluster-down: install
 
 clean:
 	-$(PY) -m aifactory_operator.cli cluster down
-	rm -rf $(VENV) $(TOOLS) .devcluster
+	-$(COMPAT_ENV) $(PY) -m aifactory_operator.cli cluster down
+	rm -rf $(VENV) $(TOOLS) .devcluster .devcluster-compat
 
 # Long scale runs, not part of `make test`.
 bench: install cluster-binaries

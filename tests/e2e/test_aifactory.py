@@ -6,6 +6,9 @@ from factories import make_factory
 from aifactory_operator.constants import API_VERSION, GPU_RESOURCE, LABEL_FACTORY, LABEL_POOL
 from conftest import condition, unique, wait_for
 
+# In the compatibility suite that make compat runs on the oldest supported minor.
+pytestmark = pytest.mark.compat
+
 
 def factory_nodes(kube, name: str) -> list[dict]:
     return kube.list("v1", "Node", label_selector=f"{LABEL_FACTORY}={name}")

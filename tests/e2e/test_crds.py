@@ -10,6 +10,9 @@ from aifactory_operator.constants import API_VERSION, GROUP
 from aifactory_operator.crdgen import generate_crds
 from conftest import create_refusal, is_established, unique, wait_for
 
+# In the compatibility suite that make compat runs on the oldest supported minor.
+pytestmark = pytest.mark.compat
+
 TJ = {"apiVersion": "aifactory.dev/v1alpha1", "kind": "TrainingJob"}
 
 

@@ -16,6 +16,9 @@ from aifactory_operator.kube.client import Kube
 from aifactory_operator.reconcile.admission_policies import FACTORY_POLICY_NAMES
 from conftest import unique, wait_for
 
+# In the compatibility suite that make compat runs on the oldest supported minor.
+pytestmark = pytest.mark.compat
+
 API = "admissionregistration.k8s.io/v1"
 CLUSTER_SCOPED = {
     "ClusterRole",

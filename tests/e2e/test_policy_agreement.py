@@ -18,6 +18,9 @@ from aifactory_operator.policy.object_rules import check_object
 from aifactory_operator.reconcile.admission_policies import FACTORY_POLICY_NAMES
 from conftest import unique, wait_for
 
+# In the compatibility suite that make compat runs on the oldest supported minor.
+pytestmark = pytest.mark.compat
+
 RULE_IN_MESSAGE = re.compile(r"\[([a-z-]+/[a-z-]+)\]")
 
 

@@ -8,6 +8,9 @@ from factories import make_factory, make_tenant
 from aifactory_operator.constants import API_VERSION, LABEL_POOL
 from conftest import condition, unique, wait_for
 
+# In the compatibility suite that make compat runs on the oldest supported minor.
+pytestmark = pytest.mark.compat
+
 STORAGE = [
     {
         "name": "models",
