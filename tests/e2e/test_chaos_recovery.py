@@ -135,10 +135,15 @@ def test_of_two_replicas_exactly_one_acts_and_the_other_takes_over(kube, kubecon
             )
             for i in range(2)
         ]
-        for replica in replicas:
+        for i, replica in enumerate(replicas):
+            # A webhook port each, as pods behind a Service have: the operator refuses an address
+            # another process serves (listen.py). The factory here has no tenant namespace, so no
+            # admission call depends on which replica the webhook configuration names.
+            os.environ["AIFACTORY_WEBHOOK_LISTEN"] = f"127.0.0.1:{layout.ports.base + 30 + i}"
             replica.start()
     finally:
         del os.environ["AIFACTORY_PEERING_LIFETIME_SECONDS"]
+        os.environ.pop("AIFACTORY_WEBHOOK_LISTEN", None)
     name = unique("ha")
     try:
         # Started together, both work for a moment until each has seen the other's priority; the
