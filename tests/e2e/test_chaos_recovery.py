@@ -128,6 +128,7 @@ def test_of_two_replicas_exactly_one_acts_and_the_other_takes_over(kube, kubecon
     wait_for(lambda: _apply_peering(kube, peering), "the peering object")
     operator.stop()
     os.environ["AIFACTORY_PEERING_LIFETIME_SECONDS"] = "5"
+    listen = os.environ.get("AIFACTORY_WEBHOOK_LISTEN")
     try:
         replicas = [
             OperatorProcess(
@@ -143,7 +144,9 @@ def test_of_two_replicas_exactly_one_acts_and_the_other_takes_over(kube, kubecon
             replica.start()
     finally:
         del os.environ["AIFACTORY_PEERING_LIFETIME_SECONDS"]
-        os.environ.pop("AIFACTORY_WEBHOOK_LISTEN", None)
+        os.environ.pop("AIFACTORY_WEBHOOK_LISTEN")
+        if listen is not None:
+            os.environ["AIFACTORY_WEBHOOK_LISTEN"] = listen
     name = unique("ha")
     try:
         # Started together, both work for a moment until each has seen the other's priority; the
