@@ -81,10 +81,12 @@ def test_an_endpoint_reserves_its_minimum_and_gets_its_children():
     assert outcome.state == "progressing"
 
 
-def test_an_endpoint_whose_minimum_does_not_fit_is_stalled_and_not_deployed():
+def test_an_endpoint_whose_minimum_does_not_fit_is_reconciling_and_not_deployed():
     result = plan([make_endpoint(replicas={"min": 3, "max": 3}, gpusPerReplica=8)], quota=64)
     _, outcome = result.statuses["me:research/chat"]
-    assert outcome.state == "stalled" and outcome.reason == "InsufficientCapacity"
+    # Waiting for GPUs is progress, not a spec that cannot be acted on: kstatus must not call it failed.
+    assert outcome.state == "progressing" and outcome.reason == "InsufficientCapacity"
+    assert outcome.message.startswith("cannot reserve replicas.min: ")
     assert result.apply == []
 
 

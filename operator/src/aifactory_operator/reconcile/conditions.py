@@ -1,7 +1,9 @@
 """Standard Kubernetes conditions (Ready, Reconciling, Stalled), kept in kstatus's conventions.
 
 kstatus (used by Flux and kubectl wait) reads Ready=True as healthy, Reconciling=True as in progress
-and Stalled=True as failed; an abnormal-true condition is removed rather than set to False.
+and Stalled=True as failed; an abnormal-true condition is removed rather than set to False. kstatus
+judges a custom resource by Reconciling and Stalled alone, so Ready=False with neither (a paused
+object) is Current: the operator did what the spec asks, which is not to run.
 """
 
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ STALLED = "Stalled"
 class Outcome:
     """What one reconcile concluded, before it is turned into conditions."""
 
-    state: str  # "ready", "progressing" or "stalled"
+    state: str  # "ready", "progressing", "paused" or "stalled"
     reason: str
     message: str
 
@@ -29,6 +31,12 @@ class Outcome:
     @classmethod
     def progressing(cls, reason: str, message: str) -> "Outcome":
         return cls("progressing", reason, message)
+
+    @classmethod
+    def paused(cls, reason: str, message: str) -> "Outcome":
+        """Settled but deliberately not serving (a suspended job): Ready=False, neither in progress
+        nor failed."""
+        return cls("paused", reason, message)
 
     @classmethod
     def stalled(cls, reason: str, message: str) -> "Outcome":
