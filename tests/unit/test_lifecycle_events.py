@@ -30,7 +30,7 @@ def told(stored: dict[str, Any], written: dict[str, Any], kind: str = "TrainingJ
 
 def test_a_job_entering_the_queue_is_told_queued_with_its_position_and_reason():
     written = status(WAITING, phase="Queued", queuePosition=3, reason="waiting for 16 GPUs (2 x 8)")
-    assert told({}, written) == [("Queued", "queued at position 3: waiting for 16 GPUs (2 x 8)")]
+    assert told({}, written) == [("Queued", "Queued at position 3: waiting for 16 GPUs (2 x 8)")]
 
 
 def test_a_job_moving_up_the_queue_tells_nothing():
@@ -161,7 +161,7 @@ def test_an_endpoint_is_told_admitted_then_ready():
     waiting = status(CAPACITY, reservedGpus=0)
     admitted = status(STARTING, reservedGpus=2, desiredReplicas=1, rollingOutDigest=OLD)
     serving = status(SERVING, reservedGpus=2, desiredReplicas=1, servedDigest=OLD)
-    assert told(waiting, admitted, "ModelEndpoint") == [("Admitted", "Reserved 2 GPUs for 1 replicas")]
+    assert told(waiting, admitted, "ModelEndpoint") == [("Admitted", "Reserved 2 GPUs for 1 replica(s)")]
     assert told(admitted, serving, "ModelEndpoint") == [("Ready", "Serving: 1 of 1 replicas ready")]
 
 

@@ -1,9 +1,8 @@
 """Standard Kubernetes conditions (Ready, Reconciling, Stalled), kept in kstatus's conventions.
 
 kstatus (used by Flux and kubectl wait) reads Ready=True as healthy, Reconciling=True as in progress
-and Stalled=True as failed; an abnormal-true condition is removed rather than set to False. kstatus
-judges a custom resource by Reconciling and Stalled alone, so Ready=False with neither (a paused
-object) is Current: the operator did what the spec asks, which is not to run.
+and Stalled=True as failed; an abnormal-true condition is removed rather than set to False. With
+neither, kstatus falls back to Ready: True is Current, False is InProgress.
 """
 
 from collections.abc import Sequence
@@ -34,8 +33,9 @@ class Outcome:
 
     @classmethod
     def paused(cls, reason: str, message: str) -> "Outcome":
-        """Settled but deliberately not serving (a suspended job): Ready=False, neither in progress
-        nor failed."""
+        """Deliberately not running (a suspended job): Ready=False with the reason, and neither
+        Reconciling (the operator has nothing left to do) nor Stalled (nothing is wrong). kstatus
+        reads it as InProgress, as it reads a suspended batch/v1 Job that has not started."""
         return cls("paused", reason, message)
 
     @classmethod

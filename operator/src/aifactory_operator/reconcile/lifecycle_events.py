@@ -88,7 +88,10 @@ def construct_phase_event(stored: Obj, written: Obj) -> LifecycleEvent:
     reason = str(written.get("reason") or "")
     nodes = list((written.get("placement") or {}).get("nodes") or [])
     if phase == "Queued":
-        return LifecycleEvent("Queued", REQUEUED_AFTER.get(str(stored.get("phase")), "") + queued_as(written))
+        after = REQUEUED_AFTER.get(str(stored.get("phase")))
+        return LifecycleEvent(
+            "Queued", after + queued_as(written) if after else capitalise(queued_as(written))
+        )
     if phase == "Admitted":
         pool = (written.get("placement") or {}).get("pool", "")
         return LifecycleEvent("Admitted", f"Admitted to pool '{pool}' on {name_nodes(nodes)}")
@@ -111,6 +114,11 @@ def queued_as(status: Obj) -> str:
     reason, position = status.get("reason"), status.get("queuePosition")
     where = f"queued at position {position}" if position else "queued"
     return f"{where}: {reason}" if reason else f"{where} for admission"
+
+
+def capitalise(sentence: str) -> str:
+    """The first letter upper case, the rest as written (str.capitalize would lower 'H100')."""
+    return sentence[:1].upper() + sentence[1:]
 
 
 def name_nodes(nodes: list[str]) -> str:
@@ -136,7 +144,7 @@ def construct_endpoint_events(stored: Obj, written: Obj) -> list[LifecycleEvent]
         events.append(LifecycleEvent("InsufficientCapacity", f"Waiting for GPUs: {waiting}", warning=True))
     if int(written.get("reservedGpus") or 0) > 0 and not int(stored.get("reservedGpus") or 0) > 0:
         gpus, replicas = written["reservedGpus"], written.get("desiredReplicas", 0)
-        events.append(LifecycleEvent("Admitted", f"Reserved {gpus} GPUs for {replicas} replicas"))
+        events.append(LifecycleEvent("Admitted", f"Reserved {gpus} GPUs for {replicas} replica(s)"))
     events += construct_rollout_events(stored, written)
     was_ready, ready = is_ready(stored), is_ready(written)
     condition = find_condition(written.get("conditions") or [], READY) or {}

@@ -544,7 +544,8 @@ def _outcome(status: Obj) -> Outcome:
     if phase == "Failed":
         return Outcome.stalled("Failed", str(status.get("reason", "")))
     if phase == "Suspended":
-        # Not Ready (nothing runs) yet not in progress either: it does what its spec asks.
+        # Not Ready, since nothing runs; not Reconciling or Stalled, since nothing is left to do or
+        # wrong. kstatus reads Ready=False as InProgress, as it reads a suspended batch/v1 Job.
         return Outcome.paused("Suspended", str(status.get("reason", "")))
     return Outcome.progressing(str(phase), str(status.get("reason") or f"the job is {phase}"))
 
