@@ -188,3 +188,16 @@ def test_a_refused_endpoint_is_told_refused_only():
     assert told({}, refused, "ModelEndpoint") == [
         ("Refused", "The endpoint is refused: spec.model: no Dataset 'llama'")
     ]
+
+
+def test_a_job_in_a_namespace_of_no_tenant_is_told_refused():
+    stalled = Outcome.stalled("NotATenantNamespace", "metadata.namespace: 'x' belongs to no AIFactory tenant")
+    [event] = construct_lifecycle_events("TrainingJob", {}, status(stalled, phase="Refused"))
+    assert (event.reason, event.warning) == ("Refused", True)
+    assert event.message == "The job is refused: metadata.namespace: 'x' belongs to no AIFactory tenant"
+
+
+def test_a_failed_run_is_told_failed_not_refused():
+    running = status(Outcome.ready("Running", "ok"), phase="Running", placement=PLACEMENT)
+    failed = status(Outcome.stalled("Failed", "failed after 3 restarts"), phase="Failed", reason="failed")
+    assert [r for r, _ in told(running, failed)] == ["Failed"]

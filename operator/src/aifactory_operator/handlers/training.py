@@ -244,8 +244,8 @@ class StatusWrite:
     key: str
     owner: TrainingJob | ModelEndpoint
     patch: dict[str, Any]
-    events: list[LifecycleEvent]
-    mark: tuple[Any, ...]
+    events: list[LifecycleEvent] = field(default_factory=list)
+    mark: tuple[Any, ...] | None = None  # story_mark of the written status; None: tells nothing
 
     @property
     def writes(self) -> int:
@@ -279,11 +279,14 @@ def execute_training(
         current = owner.status.to_wire() if owner.status else {}
         if not (patch := status_patch(owner, current, fields, outcome, now)):
             continue
+        if is_queue_refresh(current, patch):
+            # A refresh changes no phase or condition, so it tells nothing; with thousands queued,
+            # working out its Events every tick would cost for nothing.
+            refreshes.append((refreshed.get(key, 0.0), key, StatusWrite(key, owner, patch)))
+            continue
         write = plan_status_write(key, owner, current, patch, told.get(key))
         if is_queue_entry(current, patch):
             entries.append((str(owner.metadata.get("creationTimestamp", "")), key, write))
-        elif is_queue_refresh(current, patch):
-            refreshes.append((refreshed.get(key, 0.0), key, write))
         else:
             changes.append(write)
     decided = len(plan.delete) + len(plan.apply) + sum(w.writes for w in changes)
@@ -299,7 +302,8 @@ def execute_training(
         owner = write.owner
         kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, write.patch)
         record_lifecycle_events(kube, owner, write.events)
-        told[write.key] = write.mark
+        if write.mark is not None:
+            told[write.key] = write.mark
 
     with ThreadPoolExecutor(WRITERS) as writers:
         in_parallel(writers, lambda ref: kube.delete("batch/v1", "Job", ref[1], ref[0]), plan.delete)

@@ -59,8 +59,12 @@ def merge_status(stored: Obj, patch: Obj) -> Obj:
 def construct_training_events(stored: Obj, written: Obj) -> list[LifecycleEvent]:
     """Refused, Restarted, then the Event of the phase the job entered, if any."""
     events = []
-    if (refused := newly_true(stored, written, STALLED, "Refused")) is not None:
-        events.append(LifecycleEvent("Refused", f"The job is refused: {refused}", warning=True))
+    # Stalled for any reason but a failed run (told as Failed) is a refusal: a rule of the factory,
+    # a namespace of no tenant, a spec that does not parse.
+    if (stalled := newly_true(stored, written, STALLED)) and stalled.get("reason") != "Failed":
+        events.append(
+            LifecycleEvent("Refused", f"The job is refused: {stalled.get('message', '')}", warning=True)
+        )
     restarted = int(written.get("attempt") or 0) > int(stored.get("attempt") or 0)
     if restarted:
         events.append(construct_restarted_event(stored, written))
@@ -138,10 +142,13 @@ def count_restarts(status: Obj) -> str:
 def construct_endpoint_events(stored: Obj, written: Obj) -> list[LifecycleEvent]:
     """Refused, InsufficientCapacity, Admitted, rollout started and finished, Ready, Unavailable."""
     events = []
-    if (refused := newly_true(stored, written, STALLED, "Refused")) is not None:
-        events.append(LifecycleEvent("Refused", f"The endpoint is refused: {refused}", warning=True))
-    if (waiting := newly_true(stored, written, RECONCILING, "InsufficientCapacity")) is not None:
-        events.append(LifecycleEvent("InsufficientCapacity", f"Waiting for GPUs: {waiting}", warning=True))
+    if stalled := newly_true(stored, written, STALLED):
+        message = f"The endpoint is refused: {stalled.get('message', '')}"
+        events.append(LifecycleEvent("Refused", message, warning=True))
+    waiting = newly_true(stored, written, RECONCILING)
+    if waiting and waiting.get("reason") == "InsufficientCapacity":
+        message = f"Waiting for GPUs: {waiting.get('message', '')}"
+        events.append(LifecycleEvent("InsufficientCapacity", message, warning=True))
     if int(written.get("reservedGpus") or 0) > 0 and not int(stored.get("reservedGpus") or 0) > 0:
         gpus, replicas = written["reservedGpus"], written.get("desiredReplicas", 0)
         events.append(LifecycleEvent("Admitted", f"Reserved {gpus} GPUs for {replicas} replica(s)"))
@@ -150,7 +157,7 @@ def construct_endpoint_events(stored: Obj, written: Obj) -> list[LifecycleEvent]
     condition = find_condition(written.get("conditions") or [], READY) or {}
     if ready and not was_ready:
         events.append(LifecycleEvent("Ready", f"Serving: {condition.get('message', '')}"))
-    if was_ready and not ready and condition.get("reason") != "Refused":
+    if was_ready and not ready and not is_true(written, STALLED):
         events.append(
             LifecycleEvent("Unavailable", f"Not serving: {condition.get('message', '')}", warning=True)
         )
@@ -171,17 +178,21 @@ def construct_rollout_events(stored: Obj, written: Obj) -> list[LifecycleEvent]:
     return events
 
 
-def newly_true(stored: Obj, written: Obj, type_: str, reason: str) -> str | None:
-    """The message of condition `type_` when it became True with `reason` in this write, else None."""
+def newly_true(stored: Obj, written: Obj, type_: str) -> Obj | None:
+    """Condition `type_` when this write made it True or changed the reason it is True for."""
     after = find_condition(written.get("conditions") or [], type_)
-    if not after or (after.get("status"), after.get("reason")) != ("True", reason):
+    if not after or after.get("status") != "True":
         return None
     before = find_condition(stored.get("conditions") or [], type_)
-    if before and (before.get("status"), before.get("reason")) == ("True", reason):
+    if before and before.get("status") == "True" and before.get("reason") == after.get("reason"):
         return None
-    return str(after.get("message") or "")
+    return after
+
+
+def is_true(status: Obj, type_: str) -> bool:
+    condition = find_condition(status.get("conditions") or [], type_)
+    return bool(condition and condition.get("status") == "True")
 
 
 def is_ready(status: Obj) -> bool:
-    condition = find_condition(status.get("conditions") or [], READY)
-    return bool(condition and condition.get("status") == "True")
+    return is_true(status, READY)
