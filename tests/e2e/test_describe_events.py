@@ -201,3 +201,17 @@ def test_an_endpoint_waiting_for_gpus_is_reconciling_then_tells_its_admission(ku
         ("Normal", "Admitted"),
         ("Normal", "Ready"),
     ], rows
+
+
+def test_a_job_in_a_namespace_of_no_tenant_is_refused_with_a_warning(kube, events_factory):
+    outside = unique("notenant")
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": outside}})
+    try:
+        kube.apply(make_training("stray", outside))
+        wait_phase(kube, outside, "stray", "Refused", timeout=60)
+        [refused] = events_of(kube, outside, "TrainingJob", "stray")
+        assert (refused["type"], refused["reason"]) == ("Warning", "Refused")
+        assert f"metadata.namespace: '{outside}' belongs to no AIFactory tenant" in refused["message"]
+    finally:
+        kube.delete(API_VERSION, "TrainingJob", "stray", outside)
+        kube.delete("v1", "Namespace", outside)
