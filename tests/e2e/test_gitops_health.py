@@ -41,7 +41,7 @@ def make_training(name: str, namespace: str, *, nodes: int = 1, gpus: int = 4, *
     }
 
 
-def make_endpoint(name: str, namespace: str, *, pool: str = "l40s") -> dict:
+def make_endpoint(name: str, namespace: str, *, pool: str = "l40s", gpus: int = 1) -> dict:
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelEndpoint",
@@ -49,7 +49,7 @@ def make_endpoint(name: str, namespace: str, *, pool: str = "l40s") -> dict:
         "spec": {
             "model": "weights",
             "runtime": {"image": "registry.factory.internal/vllm:0.6", "port": 8000},
-            "gpusPerReplica": 1,
+            "gpusPerReplica": gpus,
             "replicas": {"min": 1, "max": 1},
             "pool": pool,
         },
@@ -59,8 +59,8 @@ def make_endpoint(name: str, namespace: str, *, pool: str = "l40s") -> dict:
 @pytest.fixture(scope="module")
 def world(kube, kubectl, operator):
     """One factory with two 4-GPU L40S nodes, and objects in every state GitOps tools tell apart:
-    ready ones, a job queued behind a full pool, a suspended one, and ones the operator cannot act on.
-    The tenant's quota (16) exceeds the pool (8), so the queued job waits for nodes, not for quota."""
+    ready ones, a job and an endpoint waiting for a full pool, a suspended job, and ones the operator
+    cannot act on. The tenant's quota (16) exceeds the pool (8), so they wait for nodes, not quota."""
     ensure_kstatus()  # Built before the clock of the waits below starts.
     factory, ns = unique("gitops"), unique("go")
     tenant = make_tenant("ops", ns, gpuQuota=[{"product": "NVIDIA-L40S", "gpus": 16}])
@@ -84,6 +84,11 @@ def world(kube, kubectl, operator):
             kubectl("wait", "--for=condition=Stalled", stalled, "-n", ns, "--timeout=60s")
         wait_for(lambda: phase_of(kube, ns, "paused") == "Suspended", "the paused job to be Suspended")
         wait_for(lambda: is_queued(read(kube, "TrainingJob", "waiting", ns)), "the wide job to queue")
+        # A whole node per replica: one node runs 'steady', the other serves 'chat'.
+        kube.apply(make_endpoint("hungry", ns, gpus=4))
+        wait_for(
+            lambda: is_waiting_for_gpus(read(kube, "ModelEndpoint", "hungry", ns)), "the endpoint to wait"
+        )
         yield factory, ns
     finally:
         for kind in ("ModelEndpoint", "TrainingJob", "Dataset"):
@@ -112,6 +117,11 @@ def is_queued(job: dict) -> bool:
     return (
         status.get("phase") == "Queued" and status.get("observedGeneration") == job["metadata"]["generation"]
     )
+
+
+def is_waiting_for_gpus(endpoint: dict) -> bool:
+    reconciling = condition(endpoint, "Reconciling")
+    return reconciling is not None and reconciling["reason"] == "InsufficientCapacity"
 
 
 def verdicts(objects: list[dict]) -> list[tuple[str, str, str]]:
@@ -182,10 +192,28 @@ def test_stalled_objects_are_failed_for_kstatus_and_degraded_for_argocd_with_the
         reason = condition(obj, "Stalled")["message"]
         assert verdict["message"] == argocd_health(obj["kind"], obj)["message"] == reason
     assert "spec.gpusPerNode: 8 exceeds the 4 GPUs" in condition(objects[2], "Stalled")["message"]
+    assert objects[2]["status"]["phase"] == "Refused"
 
 
-def test_a_suspended_job_is_current_for_kstatus_and_suspended_for_argocd(kube, world):
+def test_an_endpoint_waiting_for_gpus_is_in_progress_for_kstatus_and_progressing_for_argocd(kube, world):
+    _, ns = world
+    endpoint = read(kube, "ModelEndpoint", "hungry", ns)
+    # Not Stalled: the spec is sound and the endpoint starts once GPUs free up.
+    assert condition(endpoint, "Stalled") is None
+    assert verdicts([endpoint]) == [("hungry", "InProgress", "Progressing")]
+    reason = condition(endpoint, "Reconciling")["message"]
+    assert reason.startswith("cannot reserve replicas.min: ")
+    assert kstatus([endpoint])[0]["message"] == argocd_health("ModelEndpoint", endpoint)["message"] == reason
+
+
+def test_a_suspended_job_is_not_ready_in_progress_for_kstatus_and_suspended_for_argocd(kube, world):
     _, ns = world
     job = read(kube, "TrainingJob", "paused", ns)
-    # kstatus has no "suspended": a job that does what its spec asks is Current, so Flux moves on.
-    assert verdicts([job]) == [("paused", "Current", "Suspended")]
+    # Nothing runs, so it is not Ready; nothing is wrong or left to do, so neither Reconciling nor
+    # Stalled. kstatus has no "suspended" and reads Ready=False as InProgress, as it reads a
+    # suspended batch/v1 Job that has not started; Argo CD has a Suspended health and shows it.
+    ready = condition(job, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Suspended")
+    assert condition(job, "Reconciling") is None and condition(job, "Stalled") is None
+    assert verdicts([job]) == [("paused", "InProgress", "Suspended")]
+    assert kstatus([job])[0]["message"] == ready["message"] == "suspended; resuming requeues the job"

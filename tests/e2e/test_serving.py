@@ -201,15 +201,18 @@ def test_serving_and_training_share_the_pool_without_exceeding_it(kube, kubectl,
         wait_for(lambda: not kube.list("v1", "Pod", namespace=ns), "the pods to go")
 
 
-def test_an_endpoint_beyond_its_quota_is_held_with_the_reason(kube, kubectl, serving_factory):
+def test_an_endpoint_whose_minimum_exceeds_its_quota_is_refused_with_the_reason(
+    kube, kubectl, serving_factory
+):
     _, _, small, _ = serving_factory
     kube.apply(make_endpoint("greedy", small, gpus=2, minimum=2, maximum=2))
     try:
+        # No amount of waiting frees quota the tenant does not have: Stalled, not Reconciling.
         kubectl("wait", "--for=condition=Stalled", "modelendpoint/greedy", "-n", small, "--timeout=60s")
         stalled = condition(endpoint(kube, small, "greedy"), "Stalled")
-        assert stalled["reason"] == "InsufficientCapacity"
+        assert stalled["reason"] == "Refused"
         assert (
-            "waiting for quota: tenant 'small' has 2 NVIDIA-L40S GPUs left and the job needs 4"
+            "spec.replicas.min: the endpoint needs 4 NVIDIA-L40S GPUs but tenant 'small' may hold 2"
             in stalled["message"]
         )
         assert kube.get("apps/v1", "Deployment", "greedy", small) is None, "not half-deployed"

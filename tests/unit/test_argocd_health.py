@@ -143,12 +143,22 @@ TRAINING_CASES = [
     pytest.param(
         make_object(
             "TrainingJob",
-            Outcome.ready("Suspended", "suspended; resuming requeues the job"),
+            Outcome.paused("Suspended", "suspended; resuming requeues the job"),
             phase="Suspended",
             reason="suspended; resuming requeues the job",
         ),
         ("Suspended", "suspended; resuming requeues the job"),
         id="Suspended",
+    ),
+    pytest.param(
+        make_object(
+            "TrainingJob",
+            Outcome.stalled("Refused", "spec.gpusPerNode: 8 exceeds the 4 GPUs of a 'l40s' node"),
+            phase="Refused",
+            reason="8 exceeds the 4 GPUs of a 'l40s' node",
+        ),
+        ("Degraded", "spec.gpusPerNode: 8 exceeds the 4 GPUs of a 'l40s' node"),
+        id="Refused",
     ),
 ]
 
@@ -164,16 +174,32 @@ def test_every_training_phase_has_a_case():
     assert phases == set(get_args(get_args(TrainingJobStatus.model_fields["phase"].annotation)[0]))
 
 
-def test_a_refused_job_is_degraded_although_its_phase_is_queued():
+def test_a_running_job_the_rules_no_longer_allow_is_degraded_although_its_phase_is_running():
     obj = make_object(
         "TrainingJob",
-        Outcome.stalled("Refused", "spec.gpusPerNode: 8 exceeds the 4 GPUs of a 'l40s' node"),
-        phase="Queued",
-        reason="8 exceeds the 4 GPUs of a 'l40s' node",
+        Outcome.stalled("Refused", "spec.pool: clearance 'secret' is above the tenant's 'internal'"),
+        phase="Running",
     )
     assert argocd_health("TrainingJob", obj) == {
         "status": "Degraded",
-        "message": "spec.gpusPerNode: 8 exceeds the 4 GPUs of a 'l40s' node",
+        "message": "spec.pool: clearance 'secret' is above the tenant's 'internal'",
+    }
+
+
+def test_a_refused_phase_without_stalled_is_still_degraded():
+    obj = make_object("TrainingJob", phase="Refused", reason="the factory has no pool 'b200'")
+    assert argocd_health("TrainingJob", obj) == {
+        "status": "Degraded",
+        "message": "the factory has no pool 'b200'",
+    }
+
+
+def test_an_endpoint_waiting_for_gpus_is_progressing_with_the_reason():
+    waiting = Outcome.progressing("InsufficientCapacity", "cannot reserve replicas.min: waiting for 8 GPUs")
+    obj = make_object("ModelEndpoint", waiting, reservedGpus=0)
+    assert argocd_health("ModelEndpoint", obj) == {
+        "status": "Progressing",
+        "message": "cannot reserve replicas.min: waiting for 8 GPUs",
     }
 
 

@@ -52,3 +52,8 @@ def test_reconciling_disappears_once_ready():
     progressing = construct_conditions(Outcome.progressing("A", "a"), [], generation=1, now=T0)
     ready = construct_conditions(Outcome.ready("B", "b"), progressing, generation=1, now=T1)
     assert find_condition(ready, "Reconciling") is None
+
+
+def test_paused_is_not_ready_and_neither_in_progress_nor_stalled():
+    conditions = construct_conditions(Outcome.paused("Suspended", "suspended"), [], generation=1, now=T0)
+    assert [(c["type"], c["status"], c["reason"]) for c in conditions] == [("Ready", "False", "Suspended")]

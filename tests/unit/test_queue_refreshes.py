@@ -14,6 +14,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.patched: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, str]] = []
 
     def patch_status(self, api_version, kind, name, namespace, patch) -> None:
         self.patched.append((name, patch))
@@ -25,6 +26,9 @@ class Recorder:
 
     def delete(self, api_version, kind, name, namespace) -> None:
         self.patched.append((name, {}))
+
+    def record_event(self, involved, reason, message, *, warning=False) -> None:
+        self.events.append((involved["metadata"]["name"], reason))
 
 
 WAITING = Outcome.progressing("Queued", "waiting for GPUs")
@@ -140,17 +144,37 @@ def test_one_failed_write_does_not_stop_the_others_and_fails_the_tick(monkeypatc
 
 
 def test_queue_reports_get_what_the_tick_budget_leaves_after_its_decisions(monkeypatch):
-    jobs = [new(f"n{i}", f"2026-01-01T00:00:0{i}Z") for i in range(5)] + [queued(f"q{i}", i) for i in range(5)]
+    jobs = [new(f"n{i}", f"2026-01-01T00:00:0{i}Z") for i in range(5)] + [
+        queued(f"q{i}", i) for i in range(5)
+    ]
     statuses = {f"research/n{i}": ({"phase": "Queued", "queuePosition": i}, WAITING) for i in range(5)}
     statuses |= {f"research/q{i}": ({"phase": "Queued", "queuePosition": i + 5}, WAITING) for i in range(5)}
-    written = tick(jobs, statuses, {}, monkeypatch, limit=5, budget=6, creates=3)
-    # Three creates leave three writes: the oldest new jobs' first statuses, no refresh.
-    assert written == ["job-0", "job-1", "job-2", "n0", "n1", "n2"]
+    written = tick(jobs, statuses, {}, monkeypatch, limit=5, budget=7, creates=3)
+    # Three creates leave four writes: the oldest two new jobs' first statuses and their Queued
+    # Events, no refresh.
+    assert written == ["job-0", "job-1", "job-2", "n0", "n1"]
 
 
 def test_a_tick_busy_with_decisions_still_writes_the_minimum_of_reports(monkeypatch):
     jobs = [new(f"n{i}", f"2026-01-01T00:00:0{i}Z") for i in range(3)] + [queued("q", 1)]
     statuses = {f"research/n{i}": ({"phase": "Queued", "queuePosition": i + 2}, WAITING) for i in range(3)}
     statuses["research/q"] = ({"phase": "Queued", "queuePosition": 5}, WAITING)
-    written = tick(jobs, statuses, {}, monkeypatch, limit=5, budget=2, minimum=4, creates=3)
+    written = tick(jobs, statuses, {}, monkeypatch, limit=5, budget=2, minimum=7, creates=3)
+    # Seven writes: three first statuses with their Queued Events, and one refresh (no Event).
     assert written[3:] == ["n0", "n1", "n2", "q"]
+
+
+def test_a_new_job_entering_the_queue_is_told_once_however_many_ticks_replan_it(monkeypatch):
+    job = new("j", "2026-01-01T00:00:00Z")
+    statuses = {"research/j": ({"phase": "Queued", "queuePosition": 1}, WAITING)}
+    told: dict = {}
+    # The stored status stays behind, as a lagging watch leaves it: every tick plans the entry again.
+    events = [tick_events([job], statuses, told, monkeypatch) for _ in range(3)]
+    assert events == [[("j", "Queued")], [], []]
+
+
+def tick_events(jobs, statuses, told, monkeypatch) -> list[tuple[str, str]]:
+    monkeypatch.setattr(training, "TICK_WRITES", 100)
+    kube = Recorder()
+    training.execute_training(kube, TrainingPlan(statuses=statuses), jobs, [], {}, told=told)  # type: ignore[arg-type]
+    return kube.events

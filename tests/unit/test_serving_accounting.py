@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from aifactory_operator.api.v1alpha1 import Dataset, ModelEndpoint, TrainingJob
+from aifactory_operator.reconcile.nodepools import PodOnNode
 from aifactory_operator.reconcile.serving import DeploymentView
 from aifactory_operator.reconcile.training import TrainingConfig, plan_training
 from builders import make_factory, make_node, make_pool, make_tenant
@@ -81,11 +82,30 @@ def test_an_endpoint_reserves_its_minimum_and_gets_its_children():
     assert outcome.state == "progressing"
 
 
-def test_an_endpoint_whose_minimum_does_not_fit_is_stalled_and_not_deployed():
+def test_an_endpoint_whose_minimum_does_not_fit_now_is_reconciling_and_not_deployed():
+    busy = [PodOnNode("other", "batch", "de-1-h100-0", 8)]
+    result = plan([make_endpoint(replicas={"min": 2, "max": 2}, gpusPerReplica=8)], quota=64, pods=busy)
+    _, outcome = result.statuses["me:research/chat"]
+    # Waiting for GPUs is progress, not a spec that cannot be acted on: kstatus must not call it failed.
+    assert outcome.state == "progressing" and outcome.reason == "InsufficientCapacity"
+    assert outcome.message.startswith("cannot reserve replicas.min: ")
+    assert result.apply == []
+
+
+def test_an_endpoint_whose_minimum_exceeds_the_pool_is_refused():
     result = plan([make_endpoint(replicas={"min": 3, "max": 3}, gpusPerReplica=8)], quota=64)
     _, outcome = result.statuses["me:research/chat"]
-    assert outcome.state == "stalled" and outcome.reason == "InsufficientCapacity"
-    assert result.apply == []
+    assert (outcome.state, outcome.reason) == ("stalled", "Refused")
+    assert "spec.replicas.min: 3 replicas of 8 GPUs exceed the 2 that pool 'h100' holds" in outcome.message
+
+
+def test_an_endpoint_whose_minimum_exceeds_the_quota_is_refused():
+    result = plan([make_endpoint(replicas={"min": 2, "max": 2}, gpusPerReplica=8)], quota=8)
+    _, outcome = result.statuses["me:research/chat"]
+    assert (outcome.state, outcome.reason) == ("stalled", "Refused")
+    assert (
+        "the endpoint needs 16 NVIDIA-H100-80GB-HBM3 GPUs but tenant 'research' may hold 8" in outcome.message
+    )
 
 
 def test_serving_is_admitted_before_queued_training_and_training_waits():

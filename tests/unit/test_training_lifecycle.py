@@ -159,16 +159,31 @@ def test_suspend_deletes_the_attempt_and_releases_the_gpus():
         suspend=True,
     )
     result = plan([running], {"research/llm": [BatchJob("llm-0", ready=2)]})
-    status, _ = result.statuses["research/llm"]
+    status, outcome = result.statuses["research/llm"]
     assert status["phase"] == "Suspended" and status["placement"] is None
     assert result.delete == [("research", "llm-0")]
+    # Not Ready, since nothing runs, but not in progress or failed either: it does what it was asked.
+    assert (outcome.state, outcome.reason) == ("paused", "Suspended")
 
 
 def test_jobs_that_can_never_run_here_are_refused_with_the_field():
-    _, outcome = plan([make_job(nodes=5)]).statuses["research/llm"]
-    assert outcome.state == "stalled"
+    status, outcome = plan([make_job(nodes=5)]).statuses["research/llm"]
+    assert (status["phase"], outcome.state, outcome.reason) == ("Refused", "stalled", "Refused")
     assert "spec.nodes: 5 exceeds the 4 nodes of pool 'h100'" in outcome.message
     _, unknown = plan([make_job(pool="b200")]).statuses["research/llm"]
     assert "spec.pool: the factory has no pool 'b200'" in unknown.message
     _, data = plan([make_job(datasets=[{"name": "missing", "mountPath": "/data"}])]).statuses["research/llm"]
     assert "spec.datasets[0].name: no Dataset 'missing' in namespace research" in data.message
+
+
+def test_a_refused_job_is_queued_again_once_the_rules_allow_it():
+    refused = make_job(status={"phase": "Refused", "reason": "the factory has no pool 'h100'"}, nodes=1)
+    status, _ = plan([refused]).statuses["research/llm"]
+    assert status["phase"] == "Admitted"
+
+
+def test_a_running_job_the_rules_no_longer_allow_keeps_its_phase_and_is_stalled():
+    placement = {"pool": "h100", "nodes": ["de-1-h100-0"]}
+    running = make_job(status={"phase": "Running", "placement": placement}, nodes=5)
+    status, outcome = plan([running]).statuses["research/llm"]
+    assert (status["phase"], outcome.state) == ("Running", "stalled")

@@ -17,11 +17,15 @@ local generation = obj.metadata.generation or 0
 if (status.observedGeneration or 0) < generation then
   return {status = "Progressing", message = "waiting for the operator to observe generation " .. generation}
 end
--- Stalled covers both a Failed run and a spec the operator refuses (which stays Queued), so it is
--- read before the phase: a job that can never run must not look like one waiting its turn.
+-- Stalled covers both a Failed run and a job a rule refuses (phase Refused, or a running attempt
+-- the factory's rules no longer allow), so it is read before the phase: a job that cannot run must
+-- not look like one waiting its turn.
 local stalled, ready, reconciling = condition("Stalled"), condition("Ready"), condition("Reconciling")
 if stalled ~= nil and stalled.status == "True" then
   return {status = "Degraded", message = stalled.message or status.reason or ""}
+end
+if status.phase == "Refused" then
+  return {status = "Degraded", message = status.reason or "refused by the factory's rules"}
 end
 if status.phase == "Failed" then
   return {status = "Degraded", message = status.reason or "the job failed"}
@@ -29,6 +33,7 @@ end
 if status.phase == "Succeeded" then
   return {status = "Healthy", message = "the job completed"}
 end
+-- Suspended before Ready: a suspended job is Ready=False (nothing runs) without being in progress.
 if status.phase == "Suspended" or (obj.spec or {}).suspend == true then
   return {status = "Suspended", message = status.reason or "suspended"}
 end

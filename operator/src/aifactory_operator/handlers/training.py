@@ -1,6 +1,7 @@
 """The per-factory training loop: one serialized admission and life-cycle decision per tick."""
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -17,12 +18,19 @@ from ..constants import API_VERSION, GROUP, VERSION
 from ..kube.client import Kube
 from ..metrics import RECONCILES, TRAINING_ADMISSION_LATENCY, forget_training, publish_training
 from ..reconcile.conditions import Outcome, construct_conditions
+from ..reconcile.lifecycle_events import (
+    LifecycleEvent,
+    construct_lifecycle_events,
+    merge_status,
+    story_mark,
+)
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.training import BatchJob, TrainingConfig, TrainingPlan, key_of, plan_training
 from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
 from .runtime import count_error, kube, measured
 from .webhook import record_own_refusal
 
+logger = logging.getLogger(__name__)
 TICK_SECONDS = float(os.environ.get("AIFACTORY_TRAINING_TICK_SECONDS", "1"))
 CONFIG = TrainingConfig(
     starvation_seconds=float(os.environ.get("AIFACTORY_STARVATION_SECONDS", "300")),
@@ -105,6 +113,9 @@ class LoopMemory:
     admitted: set[str] = field(default_factory=set)  # first admissions seen, in case the index lags
     parsed: ParsedModels = field(default_factory=ParsedModels)
     refreshed: dict[str, float] = field(default_factory=dict)  # job key -> last queue refresh
+    # Object key -> story_mark of the status whose Events were recorded last: when the watch lags
+    # behind our own writes, the next tick plans the same transition again and must not retell it.
+    told: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 async def run_tick(
@@ -182,7 +193,7 @@ def plan_and_execute(
     def refused(obj: dict[str, Any], error: ApiException) -> None:
         record_own_refusal(obj, error, factory)
 
-    execute_training(kube(), plan, jobs, endpoints, memory.refreshed, refused)
+    execute_training(kube(), plan, jobs, endpoints, memory.refreshed, refused, told=memory.told)
     return plan, jobs
 
 
@@ -226,6 +237,21 @@ def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: s
 WRITERS = int(os.environ.get("AIFACTORY_TRAINING_WRITERS", "8"))
 
 
+@dataclass(frozen=True)
+class StatusWrite:
+    """One status patch of a tick and the Events it tells; each costs one write."""
+
+    key: str
+    owner: TrainingJob | ModelEndpoint
+    patch: dict[str, Any]
+    events: list[LifecycleEvent] = field(default_factory=list)
+    mark: tuple[Any, ...] | None = None  # story_mark of the written status; None: tells nothing
+
+    @property
+    def writes(self) -> int:
+        return 1 + len(self.events)
+
+
 def execute_training(
     kube: Kube,
     plan: TrainingPlan,
@@ -233,46 +259,106 @@ def execute_training(
     endpoints: list[ModelEndpoint],
     refreshed: dict[str, float],
     refused: Callable[[dict[str, Any], ApiException], None] | None = None,
+    *,
+    told: dict[str, tuple[Any, ...]] | None = None,
 ) -> None:
-    """Deletes finished attempts, creates new ones, then writes each status that changed: every
-    change of phase or condition at once; the first statuses of newly queued jobs (oldest first)
-    and mere queue refreshes (stalest first) only within the tick's write budget.
+    """Deletes finished attempts, creates new ones, then writes each status that changed, followed by
+    the Events its change of phase or condition tells: every such change at once; the first statuses
+    of newly queued jobs (oldest first) and mere queue refreshes (stalest first) only within what the
+    tick's write budget leaves, an Event counting as a write.
     Each step finishes before the next starts, so a status never names a Job not yet written."""
+    told = {} if told is None else told
     owners: dict[str, TrainingJob | ModelEndpoint] = {key_of(j): j for j in jobs}
     owners.update({f"me:{e.namespace}/{e.name}": e for e in endpoints})
     now = datetime.now(UTC)
-    changes: list[tuple[TrainingJob | ModelEndpoint, dict[str, Any]]] = []
-    refreshes: list[tuple[float, str, dict[str, Any]]] = []
-    entries: list[tuple[str, str, dict[str, Any]]] = []
+    changes: list[StatusWrite] = []
+    refreshes: list[tuple[float, str, StatusWrite]] = []
+    entries: list[tuple[str, str, StatusWrite]] = []
     for key, (fields, outcome) in plan.statuses.items():
         owner = owners[key]
         current = owner.status.to_wire() if owner.status else {}
         if not (patch := status_patch(owner, current, fields, outcome, now)):
             continue
+        if is_queue_refresh(current, patch):
+            # A refresh changes no phase or condition, so it tells nothing; with thousands queued,
+            # working out its Events every tick would cost for nothing.
+            refreshes.append((refreshed.get(key, 0.0), key, StatusWrite(key, owner, patch)))
+            continue
+        write = plan_status_write(key, owner, current, patch, told.get(key))
         if is_queue_entry(current, patch):
-            entries.append((str(owner.metadata.get("creationTimestamp", "")), key, patch))
-        elif is_queue_refresh(current, patch):
-            refreshes.append((refreshed.get(key, 0.0), key, patch))
+            entries.append((str(owner.metadata.get("creationTimestamp", "")), key, write))
         else:
-            changes.append((owner, patch))
-    room = max(TICK_WRITES - len(plan.delete) - len(plan.apply) - len(changes), REPORT_WRITES_MIN)
-    entered = sorted(entries, key=lambda e: e[:2])[: min(QUEUE_ENTRIES_PER_TICK, room)]
-    chosen = sorted(refreshes, key=lambda r: r[:2])[: min(QUEUE_REFRESHES_PER_TICK, room - len(entered))]
-    changes += [(owners[key], patch) for _, key, patch in entered]
-    changes += [(owners[key], patch) for _, key, patch in chosen]
+            changes.append(write)
+    decided = len(plan.delete) + len(plan.apply) + sum(w.writes for w in changes)
+    room = max(TICK_WRITES - decided, REPORT_WRITES_MIN)
+    entered = take_within([w for *_, w in sorted(entries, key=lambda e: e[:2])], QUEUE_ENTRIES_PER_TICK, room)
+    left = room - sum(w.writes for w in entered)
+    chosen = take_within(
+        [w for *_, w in sorted(refreshes, key=lambda r: r[:2])], QUEUE_REFRESHES_PER_TICK, left
+    )
+    changes += entered + chosen
 
-    def write_status(item: tuple[TrainingJob | ModelEndpoint, dict[str, Any]]) -> None:
-        owner, patch = item
-        kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, patch)
+    def write_status(write: StatusWrite) -> None:
+        owner = write.owner
+        kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, write.patch)
+        record_lifecycle_events(kube, owner, write.events)
+        if write.mark is not None:
+            told[write.key] = write.mark
 
     with ThreadPoolExecutor(WRITERS) as writers:
         in_parallel(writers, lambda ref: kube.delete("batch/v1", "Job", ref[1], ref[0]), plan.delete)
         in_parallel(writers, lambda obj: apply_child(kube, obj, refused), plan.apply)
         in_parallel(writers, write_status, changes)
-    for _, key, _ in chosen:
-        refreshed[key] = now.timestamp()
-    for key in set(refreshed) - set(owners):
-        del refreshed[key]
+    for write in chosen:
+        refreshed[write.key] = now.timestamp()
+    for memory in (refreshed, told):
+        for key in set(memory) - set(owners):
+            del memory[key]
+
+
+def plan_status_write(
+    key: str,
+    owner: TrainingJob | ModelEndpoint,
+    current: dict[str, Any],
+    patch: dict[str, Any],
+    told: tuple[Any, ...] | None,
+) -> StatusWrite:
+    """The write of `patch` with the Events it tells, none when they were told already."""
+    kind = owner.info.kind
+    mark = story_mark(kind, merge_status(current, patch))
+    events = [] if mark == told else construct_lifecycle_events(kind, current, patch)
+    return StatusWrite(key, owner, patch, events, mark)
+
+
+def take_within(writes: list[StatusWrite], limit: int, room: int) -> list[StatusWrite]:
+    """The first writes, at most `limit` of them and at most `room` API writes in all."""
+    taken: list[StatusWrite] = []
+    for write in writes[:limit]:
+        if write.writes > room:
+            break
+        taken.append(write)
+        room -= write.writes
+    return taken
+
+
+def record_lifecycle_events(
+    kube: Kube, owner: TrainingJob | ModelEndpoint, events: list[LifecycleEvent]
+) -> None:
+    """Records the Events in order, after the status they narrate is written (so a failed status
+    write is retried with its Events next tick, and never told twice). An Event that cannot be
+    written is lost, as client-go's recorder loses it: the status still says what happened."""
+    involved = {"apiVersion": API_VERSION, "kind": owner.info.kind, "metadata": owner.metadata}
+    for event in events:
+        try:
+            kube.record_event(involved, event.reason, event.message, warning=event.warning)
+        except Exception as error:  # a lost Event must not fail the tick that wrote the status
+            logger.warning(
+                "Failed to record Event reason=%s object=%s/%s: %s",
+                event.reason,
+                owner.namespace,
+                owner.name,
+                error,
+            )
 
 
 def apply_child(

@@ -13,8 +13,9 @@ from ..api.v1alpha1 import ModelEndpoint, Resource, TrainingJob
 from ..constants import GROUP, VERSION
 from ..metrics import RECONCILES
 from ..reconcile.conditions import Outcome
+from ..reconcile.lifecycle_events import construct_lifecycle_events
 from ..reconcile.parsing import InvalidSpec, parse_resource
-from .runtime import instrumented, report
+from .runtime import instrumented, kube, report
 
 
 def check_workload(
@@ -29,21 +30,30 @@ def check_workload(
         parse_resource(model, dict(body))
     except InvalidSpec as invalid:
         RECONCILES.labels(kind=model.info.kind, outcome="stalled").inc()
-        report(patch, body, invalid.outcome)
+        refuse(model, body, patch, invalid.outcome)
         return
     governed = namespace in factories
     # A governed object is left to its factory's training loop, which counts its own reconciles.
     RECONCILES.labels(kind=model.info.kind, outcome="checked" if governed else "stalled").inc()
     if not governed:
-        report(
-            patch,
+        refuse(
+            model,
             body,
+            patch,
             Outcome.stalled(
                 "NotATenantNamespace",
                 f"metadata.namespace: '{namespace}' belongs to no AIFactory tenant;"
                 " list it in spec.tenants[].namespaces of a factory",
             ),
         )
+
+
+def refuse(model: type[Resource], body: kopf.Body, patch: kopf.Patch, outcome: Outcome) -> None:
+    """Stalled (a TrainingJob also in phase Refused), with the Warning Event the change tells."""
+    report(patch, body, outcome, **({"phase": "Refused"} if model is TrainingJob else {}))
+    stored = dict(body.get("status") or {})
+    for event in construct_lifecycle_events(model.info.kind, stored, dict(patch.status)):
+        kube().record_event(dict(body), event.reason, event.message, warning=event.warning)
 
 
 def is_unreported(body: kopf.Body, type: str | None, **_: Any) -> bool:

@@ -1,6 +1,7 @@
 """A small facade over the official client: server-side apply, list, delete, with one field manager."""
 
 import os
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cached_property
@@ -171,10 +172,14 @@ class Kube:
         home = meta["name"] if involved["kind"] == "Namespace" else "default"
         namespace = meta.get("namespace") or home
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Named as client-go's recorder names them, <object>.<nanoseconds in hex>: the API server
+        # lists by name, so an object's Events of the same second keep the order they happened in
+        # (kubectl describe sorts by a timestamp of whole seconds, and keeps ties in list order).
+        name = f"{meta['name']}.{time.time_ns():x}"
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved["apiVersion"],
                 "kind": involved["kind"],

@@ -1,7 +1,8 @@
 """Standard Kubernetes conditions (Ready, Reconciling, Stalled), kept in kstatus's conventions.
 
 kstatus (used by Flux and kubectl wait) reads Ready=True as healthy, Reconciling=True as in progress
-and Stalled=True as failed; an abnormal-true condition is removed rather than set to False.
+and Stalled=True as failed; an abnormal-true condition is removed rather than set to False. With
+neither, kstatus falls back to Ready: True is Current, False is InProgress.
 """
 
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ STALLED = "Stalled"
 class Outcome:
     """What one reconcile concluded, before it is turned into conditions."""
 
-    state: str  # "ready", "progressing" or "stalled"
+    state: str  # "ready", "progressing", "paused" or "stalled"
     reason: str
     message: str
 
@@ -29,6 +30,13 @@ class Outcome:
     @classmethod
     def progressing(cls, reason: str, message: str) -> "Outcome":
         return cls("progressing", reason, message)
+
+    @classmethod
+    def paused(cls, reason: str, message: str) -> "Outcome":
+        """Deliberately not running (a suspended job): Ready=False with the reason, and neither
+        Reconciling (the operator has nothing left to do) nor Stalled (nothing is wrong). kstatus
+        reads it as InProgress, as it reads a suspended batch/v1 Job that has not started."""
+        return cls("paused", reason, message)
 
     @classmethod
     def stalled(cls, reason: str, message: str) -> "Outcome":

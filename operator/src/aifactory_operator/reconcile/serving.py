@@ -109,6 +109,35 @@ def find_endpoint_problems(
     use = DataUse("spec.model", model.spec.jurisdiction, model.spec.classification)
     problems += check_data_use(factory, tenant, pool, use)
     problems += check_pool_use(factory, tenant, pool, "spec.pool")
+    return problems + find_minimum_problems(endpoint, tenant, pool)
+
+
+def find_minimum_problems(endpoint: ModelEndpoint, tenant: Tenant, pool: NodePool) -> list[Violation]:
+    """A minimum that no amount of waiting can reserve: more replicas than the whole pool holds, or
+    more GPUs than the tenant may ever hold. (One that only waits for GPUs in use is not a problem:
+    it is Reconciling, not Stalled.)"""
+    spec = endpoint.spec
+    problems = []
+    per_node = pool.gpus_per_node // spec.gpus_per_replica if spec.gpus_per_replica else spec.replicas.min
+    if 0 < spec.gpus_per_replica <= pool.gpus_per_node and spec.replicas.min > pool.nodes * per_node:
+        problems.append(
+            Violation(
+                "capacity",
+                "spec.replicas.min",
+                f"{spec.replicas.min} replicas of {spec.gpus_per_replica} GPUs exceed the"
+                f" {pool.nodes * per_node} that pool '{pool.name}' holds",
+            )
+        )
+    quota = sum(q.gpus for q in tenant.gpu_quota if q.product == pool.gpu_product)
+    if quota < spec.replicas.min * spec.gpus_per_replica:
+        problems.append(
+            Violation(
+                "quota",
+                "spec.replicas.min",
+                f"the endpoint needs {spec.replicas.min * spec.gpus_per_replica} {pool.gpu_product} GPUs"
+                f" but tenant '{tenant.name}' may hold {quota}",
+            )
+        )
     return problems
 
 

@@ -112,10 +112,7 @@ def plan_training(
         status.pop("observedGeneration", None)
         tenant, pool = tenants.get(job.namespace or ""), pools.get(job.spec.pool)
         if problems := find_problems(factory, job, tenant, pool, datasets):
-            plan.statuses[key_of(job)] = (
-                {**status, "phase": status.get("phase") or "Queued", "reason": problems[0].message},
-                Outcome.stalled("Refused", "; ".join(str(p) for p in problems)),
-            )
+            plan.statuses[key_of(job)] = refuse(status, problems)
             continue
         assert tenant is not None and pool is not None
         tracked = _Tracked(job, tenant, pool, status)
@@ -133,6 +130,18 @@ def plan_training(
         plan.statuses[key_of(tracked.job)] = (tracked.status, _outcome(tracked.status))
     plan.queued = sum(1 for t in queued if t.status.get("phase") == "Queued")
     return plan
+
+
+def refuse(status: Obj, problems: list[Violation]) -> tuple[Obj, Outcome]:
+    """The status of a job a rule refuses: phase Refused, unless it already finished or holds nodes
+    (an attempt that runs is left to end; its phase stays true to what its pods do)."""
+    phase = status.get("phase")
+    keeps_phase = phase in FINISHED or (phase in ("Admitted", "Running") and status.get("placement"))
+    refused = {} if keeps_phase else {"phase": "Refused", "queuePosition": None}
+    return (
+        {**status, **refused, "reason": problems[0].message},
+        Outcome.stalled("Refused", "; ".join(str(p) for p in problems)),
+    )
 
 
 def find_problems(
@@ -225,7 +234,7 @@ def _advance(
             queuePosition=None,
         )
         return
-    if phase in (None, "Suspended") or (phase == "Queued" and not status.get("placement")):
+    if phase in (None, "Suspended", "Refused") or (phase == "Queued" and not status.get("placement")):
         status.update(phase="Queued", placement=None)
         return
     if not status.get("placement"):
@@ -426,14 +435,16 @@ def _settle_endpoint(
     quota: dict[tuple[str, str], int],
     plan: TrainingPlan,
 ) -> None:
-    """Admitted (now or before): children and status; still waiting: Stalled with the reason."""
+    """Admitted (now or before): children and status; still waiting: Reconciling with the reason.
+    Waiting for GPUs is not Stalled: the spec is sound and the endpoint starts once capacity frees
+    up, so kstatus must see it in progress, not failed."""
     per_replica = max(item.endpoint.spec.gpus_per_replica, 1)
     if not item.admitted and item.key not in decision.admitted:
         reason = decision.waiting.get(item.key, "waiting for capacity")
         item.status.update(reason=f"cannot reserve replicas.min: {reason}", reservedGpus=0)
         plan.statuses[item.key] = (
             item.status,
-            Outcome.stalled("InsufficientCapacity", item.status["reason"]),
+            Outcome.progressing("InsufficientCapacity", item.status["reason"]),
         )
         return
     room = sum(max(free[s.name], 0) // per_replica for s in slots if s.pool == item.pool.name)
@@ -533,7 +544,9 @@ def _outcome(status: Obj) -> Outcome:
     if phase == "Failed":
         return Outcome.stalled("Failed", str(status.get("reason", "")))
     if phase == "Suspended":
-        return Outcome.ready("Suspended", str(status.get("reason", "")))
+        # Not Ready, since nothing runs; not Reconciling or Stalled, since nothing is left to do or
+        # wrong. kstatus reads Ready=False as InProgress, as it reads a suspended batch/v1 Job.
+        return Outcome.paused("Suspended", str(status.get("reason", "")))
     return Outcome.progressing(str(phase), str(status.get("reason") or f"the job is {phase}"))
 
 

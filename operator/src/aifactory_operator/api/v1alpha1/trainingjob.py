@@ -129,8 +129,12 @@ class Residency(ApiModel):
 class TrainingJobStatus(ResourceStatus):
     """Observed state of the training run."""
 
-    phase: Literal["Queued", "Admitted", "Running", "Succeeded", "Failed", "Suspended"] | None = None
-    """Where the job is in its life."""
+    phase: Literal["Queued", "Admitted", "Running", "Succeeded", "Failed", "Suspended", "Refused"] | None = (
+        None
+    )
+    """Where the job is in its life. Refused: a rule of the factory (pool, size, quota, data
+    locality, clearance) forbids it; the Stalled condition names the field and the fix, and the job
+    is queued again once the rule allows it."""
     queue_position: Annotated[int, Field(ge=0)] | None = None
     """1-based position among queued jobs of the factory while Queued."""
     reason: Annotated[str, Field(max_length=1024)] | None = None
