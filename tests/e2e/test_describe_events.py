@@ -12,6 +12,9 @@ from aifactory_operator.constants import API_VERSION
 from aifactory_operator.kube.client import Kube
 from conftest import condition, unique, wait_for
 
+# In the compatibility suite that make compat runs on the oldest supported minor.
+pytestmark = pytest.mark.compat
+
 STORAGE = [
     {
         "name": "nfs",
