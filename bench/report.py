@@ -36,14 +36,15 @@ def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def describe_machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = (BENCH.parent / "hack" / "versions.env").read_text().split()
-    pinned = ", ".join(v for v in versions if "=" in v)
+    lines = (BENCH.parent / "hack" / "versions.env").read_text().splitlines()
+    pinned = ", ".join(line.strip() for line in lines if "=" in line and not line.startswith("#"))
+    release = os.environ.get("AIFACTORY_KUBE", "current")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     return (
         f"{os.cpu_count()} CPUs, {memory:.0f} GiB, {platform.platform()}, Python {platform.python_version()};"
-        f" {pinned}; commit {commit}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f" {pinned}; run on the {release} release; commit {commit}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
 
 
