@@ -81,6 +81,7 @@ clean:
 
 # Long scale runs, not part of `make test`.
 bench: install cluster-binaries
+	cp BENCHMARKS.json bench/previous.json  # report.py lists the figures that moved against it
 	$(PY) bench/admission.py --jobs 10000 --nodes 256 --json bench/admission.json
 	$(PY) bench/training_e2e.py --jobs 1000 --nodes 256 --json bench/training_e2e.json
 	$(PY) bench/admission_e2e.py --jobs 3000 --nodes 256 --window 90 --deep-queue --json bench/admission_e2e.json

@@ -77,7 +77,45 @@ def render() -> str:
             "",
         ]
         lines += ["| Figure | Value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + render_moved())
+
+
+# Where make bench keeps the BENCHMARKS.json of the commit it started from, to compare against.
+PREVIOUS = BENCH / "previous.json"
+MOVED = 0.10
+
+
+def moved_figures(previous: dict[str, Any], current: dict[str, Any], threshold: float = MOVED) -> list[str]:
+    """Table rows for the numeric figures that moved by more than `threshold` between two
+    BENCHMARKS.json results, so a reader sees at once what a change of code or version did."""
+    before = {(name, k): v for name, data in previous.items() for k, v in flatten(data)}
+    rows = []
+    for name, data in current.items():
+        for key, value in flatten(data):
+            old = before.get((name, key))
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, value)):
+                continue
+            if old == 0 or abs(value - old) / abs(old) <= threshold:
+                continue
+            rows.append(f"| {name} | {key} | {old} | {value} | {(value - old) / abs(old):+.0%} |")
+    return rows
+
+
+def render_moved() -> list[str]:
+    if not PREVIOUS.exists():
+        return []
+    previous = json.loads(PREVIOUS.read_text())
+    rows = moved_figures(previous.get("results", {}), collect()["results"])
+    return [
+        "## Moved by more than 10 % since the previous BENCHMARKS.json",
+        "",
+        f"Previous run: {previous.get('machine', 'unknown')}.",
+        "",
+        "| Benchmark | Figure | Before | Now | Change |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def collect() -> dict[str, Any]:
