@@ -7,6 +7,7 @@ import time
 import pytest
 from factories import make_factory, make_tenant
 from gitops import ensure_kstatus, kstatus
+from test_training import STORAGE, make_training
 
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.kube.client import Kube
@@ -15,14 +16,6 @@ from conftest import condition, unique, wait_for
 # In the compatibility suite that make compat runs on the oldest supported minor.
 pytestmark = pytest.mark.compat
 
-STORAGE = [
-    {
-        "name": "nfs",
-        "static": {"nfsServer": "nfs.factory.internal", "path": "/export"},
-        "region": "de-fra",
-        "capacity": "1Pi",
-    }
-]
 POOL = {
     "name": "h100",
     "gpuProduct": "NVIDIA-H100-80GB-HBM3",
@@ -54,26 +47,6 @@ def events_factory(kube, kubectl, operator):
         kube.delete("v1", "Namespace", ns)
     for volume in kube.list("v1", "PersistentVolume", label_selector=f"aifactory.dev/factory={name}"):
         kube.delete("v1", "PersistentVolume", volume["metadata"]["name"])
-
-
-def make_training(
-    name: str, namespace: str, *, nodes: int = 2, duration: str = "2s", **annotations: str
-) -> dict:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingJob",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "annotations": {"sim.aifactory.dev/duration": duration, **annotations},
-        },
-        "spec": {
-            "image": "registry.factory.internal/train:1",
-            "nodes": nodes,
-            "gpusPerNode": 8,
-            "pool": "h100",
-        },
-    }
 
 
 def make_endpoint(name: str, namespace: str) -> dict:
@@ -136,7 +109,7 @@ def test_describe_tells_a_gang_job_queued_admitted_running_then_restarted_after_
     kube.apply(make_training("blocker", ns, duration="4s"))
     wait_phase(kube, ns, "blocker", "Running")
     failing_once = {"sim.aifactory.dev/first-attempt-exit-code": "3"}
-    kube.apply(make_training("gang", ns, duration="3s", **failing_once))
+    kube.apply(make_training("gang", ns, duration="3s", annotations=failing_once))
     wait_phase(kube, ns, "gang", "Succeeded", timeout=120)
     rows = described_events(kubectl, ns, "trainingjob/gang")
     reasons = [reason for _, reason, _ in rows]
