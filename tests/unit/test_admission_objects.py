@@ -8,10 +8,10 @@ from aifactory_operator.reconcile.admission_policies import (
     FACTORY_POLICY_NAMES,
     construct_factory_bindings,
     construct_factory_policies,
-    construct_guard_rails,
     host_of,
     quote,
 )
+from aifactory_operator.reconcile.guard_policies import construct_guard_rails
 from aifactory_operator.reconcile.webhook_objects import (
     Endpoint,
     construct_audit_tap_configuration,

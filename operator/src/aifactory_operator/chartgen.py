@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from .crdgen import render_crds
-from .reconcile.admission_policies import construct_factory_policies, construct_guard_rails
+from .reconcile.admission_policies import construct_factory_policies
+from .reconcile.guard_policies import construct_guard_rails
 from .reconcile.tenants import construct_tenant_admin_role
 from .reconcile.webhook_objects import (
     Endpoint,

@@ -20,9 +20,9 @@ from ..kube.client import Kube
 from ..reconcile.admission_policies import (
     RETIRED_POLICY_NAMES,
     construct_factory_policies,
-    construct_guard_rails,
 )
 from ..reconcile.capabilities import CAPABILITIES, describe_capabilities, missing_requirements
+from ..reconcile.guard_policies import construct_guard_rails
 from ..reconcile.ownership import managed_labels
 from ..reconcile.webhook_objects import (
     Endpoint,
