@@ -81,6 +81,9 @@ def wrap(kind: str, pod_spec: dict[str, Any], name: str = "workload") -> dict[st
         if kind == "StatefulSet":
             spec["serviceName"] = name
         return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
+    if kind == "ReplicationController":
+        spec = {"selector": labels, "template": {**template, "spec": {**pod_spec, "restartPolicy": "Always"}}}
+        return {"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": spec}
     if kind == "Job":
         return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {"template": template}}
     if kind == "CronJob":
@@ -144,6 +147,8 @@ def evil_init() -> dict[str, Any]:
 
 
 OTHER_REGISTRY = "air-gap/image-registry"
+VOLUME_TYPE = "allow-list/volume-type"
+EXTENDED = "allow-list/extended-resources"
 FIXTURES: list[Fixture] = [
     allowed("pod from the factory registry", make_pod()),
     allowed("pod selecting a region inside", make_pod(nodeSelector={REGION_LABEL: "de-fra"})),
@@ -184,6 +189,47 @@ FIXTURES: list[Fixture] = [
         "pod mounting a host path",
         make_pod(volumes=[{"name": "root", "hostPath": {"path": "/"}}]),
         "host-escape/host-path",
+        VOLUME_TYPE,
+    ),
+    denied(
+        "pod with an inline CSI volume",
+        make_pod(volumes=[{"name": "x", "csi": {"driver": "evil.example.com"}}]),
+        VOLUME_TYPE,
+    ),
+    denied(
+        "pod with an NFS volume",
+        make_pod(volumes=[{"name": "x", "nfs": {"server": "a", "path": "/"}}]),
+        VOLUME_TYPE,
+    ),
+    allowed(
+        "pod with every allowed volume source",
+        make_pod(
+            volumes=[
+                {"name": "c", "configMap": {"name": "c"}},
+                {"name": "s", "secret": {"secretName": "s"}},
+                {"name": "e", "emptyDir": {}},
+                {"name": "d", "downwardAPI": {"items": []}},
+                {"name": "p", "projected": {"sources": []}},
+            ]
+        ),
+    ),
+    denied(
+        "pod asking for a GPU outside the operator",
+        make_pod(containers=[make_container(resources={"limits": {"nvidia.com/gpu": "1"}})]),
+        EXTENDED,
+    ),
+    denied(
+        "job asking for an RDMA device outside the operator",
+        wrap("Job", with_spec(containers=[make_container(resources={"requests": {"rdma/hca": "1"}})])),
+        EXTENDED,
+    ),
+    allowed(
+        "pod asking for cpu, memory and hugepages",
+        make_pod(
+            containers=[
+                make_container(resources={"limits": {"cpu": "1", "memory": "1Gi", "hugepages-2Mi": "2Mi"}})
+            ]
+        ),
     ),
     denied(
         "privileged pod",
@@ -241,6 +287,12 @@ FIXTURES: list[Fixture] = [
         "replicaset mounting a host path",
         wrap("ReplicaSet", with_spec(volumes=[{"name": "h", "hostPath": {"path": "/var/run"}}])),
         "host-escape/host-path",
+        VOLUME_TYPE,
+    ),
+    denied(
+        "replicationcontroller on the host network",
+        wrap("ReplicationController", with_spec(hostNetwork=True)),
+        "host-escape/host-namespace",
     ),
     denied("job naming its node", wrap("Job", with_spec(nodeName="n1")), "data-locality/node-name"),
     denied(
@@ -253,6 +305,11 @@ FIXTURES: list[Fixture] = [
     ),
     allowed("cluster-ip service", service("internal")),
     allowed("headless service", service("headless", clusterIP="None")),
+    denied(
+        "service with external IPs",
+        service("ext-ip", externalIPs=["8.8.8.8"]),
+        "air-gap/service-external-ips",
+    ),
     denied("load-balancer service", service("lb", "LoadBalancer"), "air-gap/service-type"),
     denied("node-port service", service("np", "NodePort"), "air-gap/service-type"),
     denied(

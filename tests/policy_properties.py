@@ -28,6 +28,16 @@ FOREIGN = [
 INSIDE = {REGION_LABEL: ["de-fra", "de-ber"], JURISDICTION_LABEL: ["DE"]}
 OUTSIDE = {REGION_LABEL: ["fr-par", "us-east-1"], JURISDICTION_LABEL: ["FR", "US"]}
 Case = tuple[dict[str, Any], set[str]]
+ALLOWED_VOLUMES = [
+    "persistentVolumeClaim",
+    "configMap",
+    "secret",
+    "emptyDir",
+    "projected",
+    "downwardAPI",
+    "ephemeral",
+]
+OTHER_VOLUMES = ["csi", "nfs", "iscsi", "image", "gitRepo", "flexVolume", "cephfs", "glusterfs", "rbd"]
 
 
 @st.composite
@@ -83,7 +93,10 @@ def generated_pods(draw: st.DrawFn) -> Case:
             broken.add("host-escape/host-namespace")
     if draw(st.integers(0, 9)) == 0:
         spec["volumes"] = [{"name": "host", "hostPath": {"path": "/var"}}]
-        broken.add("host-escape/host-path")
+        broken |= {"host-escape/host-path", "allow-list/volume-type"}
+    source = draw(st.sampled_from([*ALLOWED_VOLUMES, *OTHER_VOLUMES]))
+    spec["volumes"] = [*spec.get("volumes", []), {"name": "data", source: {}}]
+    broken |= {"allow-list/volume-type"} if source in OTHER_VOLUMES else set()
     if draw(st.integers(0, 11)) == 0:
         spec["nodeName"] = "some-node"
         broken.add("data-locality/node-name")

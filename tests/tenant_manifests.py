@@ -52,14 +52,19 @@ def render_tenant_manifests() -> list[dict[str, Any]]:
     training = TrainingJob.model_validate(training_body)
     h100 = next(p for p in factory.spec.node_pools if p.name == training.spec.pool)
     nodes = [f"{factory.name}-{h100.name}-{i}" for i in range(training.spec.nodes)]
-    objects += [construct_job(training, h100, factory.name, nodes, 1), construct_training_service(training)]
+    objects += [
+        construct_job(training, h100, factory.name, nodes, 1, factory.spec.sovereignty.jurisdiction),
+        construct_training_service(training),
+    ]
     [endpoint_body] = load("05-modelendpoint.yaml")
     endpoint_body["spec"]["runtime"]["image"] = pinned(endpoint_body["spec"]["runtime"]["image"])
     endpoint = ModelEndpoint.model_validate(endpoint_body)
     l40s = next(p for p in factory.spec.node_pools if p.name == endpoint.spec.pool)
     model = datasets[endpoint.spec.model]
     objects += [
-        construct_deployment(endpoint, l40s, factory.name, model, 2, True),
+        construct_deployment(
+            endpoint, l40s, factory.name, model, 2, True, factory.spec.sovereignty.jurisdiction
+        ),
         construct_service(endpoint),
         construct_autoscaler(endpoint, 3),
         construct_client_policy(endpoint),

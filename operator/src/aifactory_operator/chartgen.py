@@ -11,10 +11,12 @@ import yaml
 from .crdgen import render_crds
 from .reconcile.admission_policies import construct_factory_policies
 from .reconcile.guard_policies import construct_guard_rails
+from .reconcile.tenant_guards import construct_tenant_guards
 from .reconcile.tenants import construct_tenant_admin_role
 from .reconcile.webhook_objects import (
     Endpoint,
     construct_audit_tap_configuration,
+    construct_placement_configuration,
     construct_validating_configuration,
 )
 
@@ -54,6 +56,7 @@ def construct_chart_webhooks() -> list[dict[str, Any]]:
     endpoint = Endpoint(b"", service_namespace=NAMESPACE, service_name=WEBHOOK_SERVICE)
     configs = [
         construct_validating_configuration(endpoint, NAMESPACE),
+        construct_placement_configuration(endpoint, NAMESPACE),
         construct_audit_tap_configuration(endpoint, NAMESPACE, OPERATOR_USER),
     ]
     for config in configs:
@@ -70,7 +73,11 @@ def render_chart_files() -> dict[str, str]:
     """Every generated chart file, by its path inside the chart."""
     files = {f"crds/{name}": text for name, text in render_crds().items()}
     files["crds/clusterkopfpeerings.kopf.dev.yaml"] = dump([construct_peering_crd()])
-    policies = [*construct_factory_policies(), *construct_guard_rails([OPERATOR_USER], NAMESPACE)]
+    policies = [
+        *construct_factory_policies([OPERATOR_USER]),
+        *construct_guard_rails([OPERATOR_USER], NAMESPACE),
+        *construct_tenant_guards([OPERATOR_USER]),
+    ]
     files["templates/generated/admission-policies.yaml"] = dump(policies)
     files["templates/generated/webhooks.yaml"] = dump(construct_chart_webhooks())
     files["templates/generated/tenant-admin-role.yaml"] = dump([construct_tenant_admin_role()])

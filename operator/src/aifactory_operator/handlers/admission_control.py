@@ -24,9 +24,11 @@ from ..reconcile.admission_policies import (
 from ..reconcile.capabilities import CAPABILITIES, describe_capabilities, missing_requirements
 from ..reconcile.guard_policies import construct_guard_rails
 from ..reconcile.ownership import managed_labels
+from ..reconcile.tenant_guards import construct_tenant_guards
 from ..reconcile.webhook_objects import (
     Endpoint,
     construct_audit_tap_configuration,
+    construct_placement_configuration,
     construct_validating_configuration,
 )
 from . import webhook
@@ -90,7 +92,11 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     identity = whoami(client)
     if not INSTALLED_BY_HELM:
         client.apply_all(
-            [*construct_factory_policies(), *construct_guard_rails([identity], config.namespace)]
+            [
+                *construct_factory_policies([identity]),
+                *construct_guard_rails([identity], config.namespace),
+                *construct_tenant_guards([identity]),
+            ]
         )
         for retired in RETIRED_POLICY_NAMES:
             client.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", retired)
@@ -115,6 +121,7 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     endpoint = config.endpoint(ca.cert)
     configurations = [
         construct_validating_configuration(endpoint, config.namespace),
+        construct_placement_configuration(endpoint, config.namespace),
         construct_audit_tap_configuration(endpoint, config.namespace, identity),
     ]
     for configuration in configurations:

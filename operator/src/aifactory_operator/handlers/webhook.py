@@ -14,6 +14,7 @@ from ..policy.clearance import check_clearance
 from ..policy.data_use import DataUse, check_data_use, check_mounted_data, check_pool_use
 from ..policy.locality import check_dataset_jurisdiction
 from ..policy.object_rules import check_object
+from ..policy.placement import place, scope_of
 from ..policy.violations import Violation
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.storage import dataset_claim
@@ -21,7 +22,7 @@ from .refusals import Refusal, RefusalRecorder
 
 Obj = dict[str, Any]
 POD_TEMPLATE_KINDS = [("apps", "v1", p) for p in ("deployments", "statefulsets", "daemonsets", "replicasets")]
-POD_TEMPLATE_KINDS.append(("batch", "v1", "jobs"))
+POD_TEMPLATE_KINDS += [("batch", "v1", "jobs"), ("", "v1", "replicationcontrollers")]
 _parsed: dict[tuple[str, str], AIFactory] = {}
 recorder: RefusalRecorder | None = None
 operator_user = ""  # who the operator writes as; the audit tap skips its own children
@@ -90,7 +91,7 @@ def record_own_refusal(obj: Obj, error: ApiException, factory: AIFactory) -> Non
     do not model."""
     if not is_policy_refusal(error):
         return
-    found = check_object(obj, factory.spec.sovereignty, operation="CREATE")
+    found = check_object(obj, factory.spec.sovereignty, operation="CREATE", by_operator=True)
     refuse(
         found or [Violation("admission-policy", "", str(error.body or error.reason))],
         "admission-policy",
@@ -157,7 +158,37 @@ def check_tapped(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> lis
     context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
     if context is None:
         return []
-    return check_object(dict(body), context[0].spec.sovereignty, operation=str(kwargs.get("operation")))
+    return check_object(
+        dict(body),
+        context[0].spec.sovereignty,
+        operation=str(kwargs.get("operation")),
+        scope=scope_of(*context),
+        by_operator=is_by_operator(kwargs.get("userinfo") or {}),
+    )
+
+
+def is_by_operator(userinfo: dict[str, Any]) -> bool:
+    """The identities the pods policy lets request GPUs: the operator, cluster admins and the
+    kube-system controllers that copy templates it admitted (the CEL twin is `by_operator`)."""
+    user = str(userinfo.get("username", ""))
+    return (
+        user == operator_user
+        or user.startswith("system:serviceaccount:kube-system:")
+        or user == "system:kube-controller-manager"
+        or "system:masters" in (userinfo.get("groups") or [])
+    )
+
+
+def place_pod(body: kopf.Body, patch: kopf.Patch, namespace: str, kwargs: dict[str, Any]) -> None:
+    """Adds what the positive placement rule asks for and the pod does not say yet."""
+    context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
+    if context is None:
+        return
+    spec = dict(body.get("spec") or {})
+    placed = place(spec, scope_of(*context))
+    for field in ("nodeSelector", "affinity"):
+        if placed.get(field) != spec.get(field):
+            patch.setdefault("spec", {})[field] = placed[field]
 
 
 def serve(handler_id: str, check: Any, layer: str) -> Any:
@@ -167,6 +198,18 @@ def serve(handler_id: str, check: Any, layer: str) -> Any:
         started = time.perf_counter()
         try:
             refuse(check(body, namespace, kwargs), layer, body=body, namespace=namespace, **kwargs)
+        finally:
+            ADMISSION_SECONDS.labels(webhook=handler_id).observe(time.perf_counter() - started)
+
+    handle.__name__ = handler_id.replace("-", "_")
+    return handle
+
+
+def placing(handler_id: str) -> Any:
+    async def handle(body: kopf.Body, patch: kopf.Patch, namespace: str, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            place_pod(body, patch, namespace, kwargs)
         finally:
             ADMISSION_SECONDS.labels(webhook=handler_id).observe(time.perf_counter() - started)
 
@@ -195,6 +238,7 @@ def register() -> None:
         kopf.on.validate(*resource(group, version, plural), id=handler_id, subresource=subresource)(
             serve(handler_id, check, "webhook")
         )
+    kopf.on.mutate("v1", "pods", id="place-pods")(placing("place-pods"))
     for group, version, plural, handler_id, subresource in tapping:
         kopf.on.mutate(*resource(group, version, plural), id=handler_id, subresource=subresource)(
             serve(handler_id, check_tapped, "admission-policy")

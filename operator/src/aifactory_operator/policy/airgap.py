@@ -12,6 +12,7 @@ REGISTRY = "air-gap/image-registry"
 DIGEST = "air-gap/image-digest"
 SERVICE_TYPE = "air-gap/service-type"
 INGRESS = "air-gap/ingress"
+SERVICE_EXTERNAL_IPS = "air-gap/service-external-ips"
 DEFAULT_REGISTRY = "docker.io"
 EXPOSING_SERVICE_TYPES = ("LoadBalancer", "NodePort", "ExternalName")
 DIGEST_PATTERN = re.compile(r"@sha256:[a-f0-9]{64}$")
@@ -81,25 +82,38 @@ def check_workload_image(obj: Obj, sovereignty: Sovereignty) -> list[Violation]:
 
 
 def check_exposure(obj: Obj, sovereignty: Sovereignty) -> list[Violation]:
-    """In an air-gapped factory nothing is published outside: no external Services, no Ingress."""
+    """A Service is reached only from inside the cluster: never through externalIPs (which let
+    a tenant capture any address's traffic, CVE-2020-8554), and in an air-gapped factory only as
+    ClusterIP; an air-gapped factory admits no Ingress."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    found = []
+    if kind == "Service" and spec.get("externalIPs"):
+        found.append(
+            Violation(
+                SERVICE_EXTERNAL_IPS,
+                "spec.externalIPs",
+                "externalIPs capture traffic meant for other addresses; remove them and reach the"
+                " Service through its ClusterIP",
+            )
+        )
     if not sovereignty.air_gapped:
-        return []
-    if obj.get("kind") == "Ingress":
-        return [
+        return found
+    if kind == "Ingress":
+        found.append(
             Violation(
                 INGRESS,
                 "kind",
                 "an air-gapped factory admits no Ingress; reach the service from inside the factory"
                 " through its ClusterIP Service",
             )
-        ]
-    service_type = (obj.get("spec") or {}).get("type", "ClusterIP")
-    if obj.get("kind") == "Service" and service_type in EXPOSING_SERVICE_TYPES:
-        return [
+        )
+    service_type = spec.get("type", "ClusterIP")
+    if kind == "Service" and service_type != "ClusterIP":
+        found.append(
             Violation(
                 SERVICE_TYPE,
                 "spec.type",
                 f"type {service_type} publishes or leaves the air-gapped factory; use ClusterIP",
             )
-        ]
-    return []
+        )
+    return found

@@ -12,6 +12,7 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "DaemonSet": ("spec", "template", "spec"),
     "ReplicaSet": ("spec", "template", "spec"),
     "Job": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")

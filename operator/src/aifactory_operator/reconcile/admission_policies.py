@@ -9,14 +9,15 @@ factory binds them to its tenant namespaces with itself as the parameter object,
 
 from typing import Any
 
-from ..api.v1alpha1.aifactory import AIFactory
+from ..api.v1alpha1.aifactory import AIFactory, Sovereignty
 from ..constants import (
     API_VERSION,
     LABEL_FACTORY,
     LABEL_JURISDICTION,
+    LABEL_POOL,
     LABEL_REGION,
 )
-from ..policy import airgap, host_escape, locality
+from ..policy import airgap, allow_lists, host_escape, locality, placement
 from ..policy.podspec import CONTAINER_LISTS
 from .ownership import construct_owner_reference, managed_labels
 from .webhook_objects import SPEC_CHANGED
@@ -61,6 +62,40 @@ SOVEREIGNTY_VARIABLES = [
     {"name": "digests", "expression": "variables.sovereignty.?requireImageDigests.orValue(false)"},
     {"name": "jurisdiction", "expression": "variables.sovereignty.jurisdiction"},
     {"name": "regions", "expression": "variables.sovereignty.regions"},
+]
+# A pool's level; an unclassified pool takes any work (as `policy.data_use.check_pool_use` reads it).
+POOL_LEVEL = "variables.levels.indexOf(p.?classification.orValue(variables.levels[0]))"
+DEFAULT_LEVELS = Sovereignty.model_fields["classification_levels"].default
+# The tenant whose namespace the request is in, and what placement and scheduling it may ask
+# for: the CEL twin of `policy.placement.scope_of`.
+TENANT_VARIABLES = [
+    {
+        "name": "tenant",
+        "expression": "params.spec.?tenants.orValue([]).filter(t, request.namespace in t.namespaces)",
+    },
+    {
+        "name": "levels",
+        "expression": f"variables.sovereignty.?classificationLevels.orValue({DEFAULT_LEVELS})",
+    },
+    {
+        "name": "cleared",
+        "expression": "size(variables.tenant) == 1 ?"
+        " variables.levels.indexOf(variables.tenant[0].clearance) : -1",
+    },
+    {
+        "name": "products",
+        "expression": "size(variables.tenant) == 1 ? variables.tenant[0].?gpuQuota.orValue([])"
+        ".filter(q, q.gpus > 0).map(q, q.product) : []",
+    },
+    {
+        "name": "pools",
+        "expression": f"params.spec.?nodePools.orValue([]).filter(p, p.gpuProduct in variables.products"
+        f" && {POOL_LEVEL} >= 0 && {POOL_LEVEL} <= variables.cleared).map(p, p.name)",
+    },
+    {
+        "name": "priorityClasses",
+        "expression": "size(variables.tenant) == 1 ? variables.tenant[0].?priorityClasses.orValue([]) : []",
+    },
 ]
 ALLOWED_REGISTRIES = "(size(variables.registries) == 0 ? 'none' : variables.registries.join(', '))"
 
@@ -159,6 +194,114 @@ def container_validations(field: str, prefix: str) -> list[Obj]:
             f" remove it and expose the pod through a Service [{host_escape.HOST_PORT}]'",
             "reason": "Forbidden",
         },
+    ]
+
+
+def is_confined(key: str, allowed: str) -> str:
+    """CEL for `policy.placement.is_confined`: every node the pod can match carries `key` with a
+    value in the CEL list `allowed`."""
+    selector = "variables.pod.?nodeSelector.orValue({})"
+    terms = (
+        "variables.pod.?affinity.?nodeAffinity.?requiredDuringSchedulingIgnoredDuringExecution"
+        ".?nodeSelectorTerms.orValue([])"
+    )
+    confining = (
+        f"t.?matchExpressions.orValue([]).exists(e, e.key == {quote(key)} && e.operator == 'In'"
+        f" && size(e.?values.orValue([])) > 0 && e.values.all(v, v in {allowed}))"
+    )
+    return (
+        f"({quote(key)} in {selector} && {selector}[{quote(key)}] in {allowed})"
+        f" || (size({terms}) > 0 && {terms}.all(t, {confining}))"
+    )
+
+
+def placement_validations() -> list[Obj]:
+    """The positive placement rule, for Pods (the pod rule is complete on its own: every kind
+    that carries a pod template is judged again at its pods)."""
+    return [
+        validation(
+            placement.JURISDICTION,
+            "spec.nodeSelector",
+            f"object.kind != 'Pod' || {is_confined(LABEL_JURISDICTION, '[variables.jurisdiction]')}",
+            f"the pod must run inside the factory's jurisdiction; set nodeSelector {LABEL_JURISDICTION}"
+            " to it (the operator adds it when it is running)",
+            f"'the pod must run inside jurisdiction ' + variables.jurisdiction + '; set nodeSelector"
+            f" {LABEL_JURISDICTION}: ' + variables.jurisdiction + ' (the operator adds it when it is"
+            " running)'",
+        ),
+        validation(
+            placement.POOL,
+            "spec.nodeSelector",
+            f"object.kind != 'Pod' || {is_confined(LABEL_POOL, 'variables.pools')}",
+            "the pod must run on a pool its tenant is cleared for and holds quota for; set nodeSelector"
+            f" {LABEL_POOL} to one of them (the operator adds it when it is running)",
+            "'the pod must run on a pool its tenant is cleared for and holds quota for (' +"
+            " (size(variables.pools) == 0 ? 'none: the tenant has no cleared pool with GPU quota' :"
+            f" variables.pools.join(', ')) + '); set nodeSelector {LABEL_POOL} to one of them (the operator"
+            " adds it when it is running)'",
+        ),
+    ]
+
+
+def is_core_resource(name: str) -> str:
+    domain = f"{name}.split('/')[0]"
+    return (
+        f"(!{name}.contains('/') || {domain} == {quote(allow_lists.CORE_RESOURCE_DOMAIN)}"
+        f" || {domain}.endsWith({quote('.' + allow_lists.CORE_RESOURCE_DOMAIN)}))"
+    )
+
+
+def by_operator(operator_users: list[str]) -> str:
+    """CEL: written by the operator, a cluster admin, or a kube-system controller copying a
+    template (every template kind is judged when a tenant writes it)."""
+    return (
+        f"request.userInfo.username in {operator_users}"
+        " || request.userInfo.?groups.orValue([]).exists(g, g == 'system:masters')"
+        " || request.userInfo.username.startsWith('system:serviceaccount:kube-system:')"
+        " || request.userInfo.username == 'system:kube-controller-manager'"
+    )
+
+
+def allow_list_validations(prefix: str, operator_users: list[str]) -> list[Obj]:
+    """Volume sources, PriorityClasses and extended resources of the pod in `variables.pod`."""
+    containers = " + ".join(f"variables.pod.?{field}.orValue([])" for field in CONTAINER_LISTS)
+    core_only = (
+        f"c.?resources.?requests.orValue({{}}).all(k, {is_core_resource('k')})"
+        f" && c.?resources.?limits.orValue({{}}).all(k, {is_core_resource('k')})"
+    )
+    sources = str(list(allow_lists.ALLOWED_VOLUME_SOURCES))
+    volume_ok = f"v.all(k, k == 'name' || k in {sources})"
+    allowed = ", ".join(allow_lists.ALLOWED_VOLUME_SOURCES)
+    return [
+        validation(
+            allow_lists.VOLUME_TYPE,
+            f"{prefix}.volumes",
+            f"variables.pod.?volumes.orValue([]).all(v, {volume_ok})",
+            f"a volume source is not allowed in a tenant pod; use one of {allowed} (data comes through"
+            " a Dataset's claim)",
+            f"'volume \\'' + variables.pod.volumes.filter(v, !({volume_ok}))[0].name + '\\' uses a source"
+            f" that is not allowed in a tenant pod; use one of {allowed} (data comes through a"
+            " Dataset\\'s claim)'",
+        ),
+        validation(
+            allow_lists.PRIORITY_CLASS,
+            f"{prefix}.priorityClassName",
+            "variables.pod.?priorityClassName.orValue('') == '' || variables.pod.priorityClassName in"
+            " variables.priorityClasses",
+            "the PriorityClass is not one the tenant may use; remove it or ask the platform team to list"
+            " it in the tenant's priorityClasses",
+            "'PriorityClass \\'' + variables.pod.priorityClassName + '\\' is not one the tenant may use"
+            " (' + (size(variables.priorityClasses) == 0 ? 'none' : variables.priorityClasses.join(', '))"
+            " + '); remove it or ask the platform team to list it in the tenant\\'s priorityClasses'",
+        ),
+        validation(
+            allow_lists.EXTENDED_RESOURCES,
+            f"{prefix}.containers[].resources",
+            f"{by_operator(operator_users)} || (({containers}).all(c, {core_only})"
+            " && size(variables.pod.?resourceClaims.orValue([])) == 0)",
+            "GPUs and other devices can be used only through a TrainingJob or ModelEndpoint, which the"
+            " operator admits against the tenant's quota per GPU product",
+        ),
     ]
 
 
@@ -268,33 +411,45 @@ def rule(group: str, version: str, resources: list[str], operations: list[str] =
     }
 
 
-def pod_policy(name: str, rules: list[Obj], pod: str, prefix: str) -> Obj:
-    variables = [{"name": "pod", "expression": pod}]
+def pod_policy(name: str, rules: list[Obj], pod: str, prefix: str, operator_users: list[str]) -> Obj:
+    variables = [*TENANT_VARIABLES, {"name": "pod", "expression": pod}]
     for field in CONTAINER_LISTS:
         variables += container_variables(field)
-    return construct_policy(name, rules, variables, pod_validations(prefix))
+    validations = pod_validations(prefix) + allow_list_validations(prefix, operator_users)
+    if prefix == "spec":
+        validations += placement_validations()
+    return construct_policy(name, rules, variables, validations)
 
 
-def construct_factory_policies() -> list[Obj]:
-    """The generic policies every factory binds; applied once, shared by all factories."""
+def construct_factory_policies(operator_users: list[str] | None = None) -> list[Obj]:
+    """The generic policies every factory binds; applied once, shared by all factories.
+    `operator_users`: the identities whose pods and templates may request GPUs."""
+    users = list(operator_users or [])
     return [
         pod_policy(
-            "aifactory-pods", [rule("", "v1", ["pods", "pods/ephemeralcontainers"])], "object.spec", "spec"
+            "aifactory-pods",
+            [rule("", "v1", ["pods", "pods/ephemeralcontainers"])],
+            "object.spec",
+            "spec",
+            users,
         ),
         pod_policy(
             "aifactory-pod-templates",
             [
                 rule("apps", "v1", ["deployments", "statefulsets", "daemonsets", "replicasets"]),
                 rule("batch", "v1", ["jobs"]),
+                rule("", "v1", ["replicationcontrollers"]),
             ],
             "object.spec.template.spec",
             "spec.template.spec",
+            users,
         ),
         pod_policy(
             "aifactory-cronjobs",
             [rule("batch", "v1", ["cronjobs"])],
             "object.spec.jobTemplate.spec.template.spec",
             "spec.jobTemplate.spec.template.spec",
+            users,
         ),
         construct_policy(
             "aifactory-services",
@@ -302,14 +457,20 @@ def construct_factory_policies() -> list[Obj]:
             [],
             [
                 validation(
+                    airgap.SERVICE_EXTERNAL_IPS,
+                    "spec.externalIPs",
+                    "size(object.spec.?externalIPs.orValue([])) == 0",
+                    "externalIPs capture traffic meant for other addresses; remove them and reach the"
+                    " Service through its ClusterIP",
+                ),
+                validation(
                     airgap.SERVICE_TYPE,
                     "spec.type",
-                    "!variables.airGapped || !(object.spec.?type.orValue('ClusterIP') in"
-                    f" {list(airgap.EXPOSING_SERVICE_TYPES)})",
+                    "!variables.airGapped || object.spec.?type.orValue('ClusterIP') == 'ClusterIP'",
                     "this type publishes or leaves the air-gapped factory; use ClusterIP",
                     "'type ' + object.spec.type + ' publishes or leaves the air-gapped factory;"
                     " use ClusterIP'",
-                )
+                ),
             ],
         ),
         construct_policy(

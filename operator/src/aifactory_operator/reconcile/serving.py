@@ -156,7 +156,9 @@ def endpoint_request(item: Endpoint) -> Request:
     )
 
 
-def finish_endpoint(item: Endpoint, factory_name: str, room: int, quota_left: int) -> None:
+def finish_endpoint(
+    item: Endpoint, factory_name: str, room: int, quota_left: int, jurisdiction: str = ""
+) -> None:
     """Children and status of an admitted endpoint; `room` = further replicas free capacity holds."""
     spec = item.endpoint.spec
     per_replica = max(spec.gpus_per_replica, 1)
@@ -173,7 +175,9 @@ def finish_endpoint(item: Endpoint, factory_name: str, room: int, quota_left: in
     shape = (deployment.replicas, deployment.surge, deployment.version) if deployment else None
     if new_spec or shape != (replicas, surge, version):
         item.apply.append(
-            construct_deployment(item.endpoint, item.pool, factory_name, item.model, replicas, surge)
+            construct_deployment(
+                item.endpoint, item.pool, factory_name, item.model, replicas, surge, jurisdiction
+            )
         )
     if new_spec or int(item.status.get("maxReplicasAllowed", 0)) != allowed:
         item.apply.append(construct_autoscaler(item.endpoint, allowed))

@@ -8,12 +8,11 @@ from ..api.v1alpha1.modelendpoint import ModelEndpoint
 from ..constants import (
     ANNOTATION_MODEL_DIGEST,
     GPU_RESOURCE,
-    LABEL_FACTORY,
     LABEL_MODELENDPOINT,
-    LABEL_POOL,
     MODEL_MOUNT,
 )
 from .ownership import construct_owner_reference, managed_labels
+from .pod_placement import construct_node_selector
 from .podsecurity import (
     SCRATCH,
     SCRATCH_MOUNT,
@@ -40,7 +39,13 @@ def model_version(model: Dataset) -> str:
 
 
 def construct_deployment(
-    endpoint: ModelEndpoint, pool: NodePool, factory_name: str, model: Dataset, replicas: int, surge: bool
+    endpoint: ModelEndpoint,
+    pool: NodePool,
+    factory_name: str,
+    model: Dataset,
+    replicas: int,
+    surge: bool,
+    jurisdiction: str = "",
 ) -> Obj:
     """Replicas of the runtime on the pool, the model mounted read-only; a new model or runtime rolls
     the pods without going below replicas.min ready (surge when a GPU is free, else one at a time)."""
@@ -69,7 +74,7 @@ def construct_deployment(
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": restricted_pod_security(),
-                    "nodeSelector": {LABEL_FACTORY: factory_name, LABEL_POOL: pool.name},
+                    "nodeSelector": construct_node_selector(factory_name, pool, jurisdiction),
                     "tolerations": [
                         {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
                         for t in pool.taints

@@ -449,7 +449,7 @@ def _settle_endpoint(
         return
     room = sum(max(free[s.name], 0) // per_replica for s in slots if s.pool == item.pool.name)
     quota_left = max(quota.get((item.tenant.name, item.pool.gpu_product), 0), 0)
-    finish_endpoint(item, factory.name, room, quota_left)
+    finish_endpoint(item, factory.name, room, quota_left, factory.spec.sovereignty.jurisdiction)
     plan.apply.extend(item.apply)
     assert item.outcome is not None
     plan.statuses[item.key] = (item.status, item.outcome)
@@ -492,7 +492,16 @@ def _materialise(factory: AIFactory, tracked: _Tracked, plan: TrainingPlan) -> N
     attempt = int(status.get("attempt", 0))
     if needs_service(job):
         plan.apply.append(construct_service(job))
-    plan.apply.append(construct_job(job, tracked.pool, factory.name, status["placement"]["nodes"], attempt))
+    plan.apply.append(
+        construct_job(
+            job,
+            tracked.pool,
+            factory.name,
+            status["placement"]["nodes"],
+            attempt,
+            factory.spec.sovereignty.jurisdiction,
+        )
+    )
 
 
 def _request(tracked: _Tracked) -> Request:

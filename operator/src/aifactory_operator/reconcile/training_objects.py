@@ -9,13 +9,12 @@ from ..constants import (
     CHECKPOINT_MOUNT,
     GPU_RESOURCE,
     LABEL_ATTEMPT,
-    LABEL_FACTORY,
-    LABEL_POOL,
     LABEL_TRAININGJOB,
     RENDEZVOUS_PORT,
     SIMULATION_PREFIX,
 )
 from .ownership import construct_owner_reference, managed_labels
+from .pod_placement import construct_node_selector
 from .podsecurity import (
     SCRATCH,
     SCRATCH_MOUNT,
@@ -59,7 +58,14 @@ def construct_service(job: TrainingJob) -> Obj:
     }
 
 
-def construct_job(job: TrainingJob, pool: NodePool, factory_name: str, nodes: list[str], attempt: int) -> Obj:
+def construct_job(
+    job: TrainingJob,
+    pool: NodePool,
+    factory_name: str,
+    nodes: list[str],
+    attempt: int,
+    jurisdiction: str = "",
+) -> Obj:
     """An indexed Job, one pod per reserved node, that fails whole on the first worker failure so
     that the gang restarts together; the failure policy tells disruptions from application errors."""
     name = job_name(job, attempt)
@@ -93,7 +99,7 @@ def construct_job(job: TrainingJob, pool: NodePool, factory_name: str, nodes: li
             },
             "template": {
                 "metadata": {"labels": managed_labels(**labels), "annotations": annotations},
-                "spec": construct_pod_spec(job, pool, factory_name, nodes, attempt, name),
+                "spec": construct_pod_spec(job, pool, factory_name, nodes, attempt, name, jurisdiction),
             },
         },
     }
@@ -106,6 +112,7 @@ def construct_pod_spec(
     nodes: list[str],
     attempt: int,
     name: str,
+    jurisdiction: str = "",
 ) -> Obj:
     mounts, volumes = _volumes(job)
     return {
@@ -114,7 +121,7 @@ def construct_pod_spec(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": restricted_pod_security(),
-        "nodeSelector": {LABEL_FACTORY: factory_name, LABEL_POOL: pool.name},
+        "nodeSelector": construct_node_selector(factory_name, pool, jurisdiction),
         "affinity": {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {

@@ -11,13 +11,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..constants import GROUP, LABEL_FACTORY, LABEL_MANAGED_BY, MANAGED_BY, VERSION
+from ..constants import (
+    GROUP,
+    LABEL_FACTORY,
+    LABEL_JURISDICTION,
+    LABEL_MANAGED_BY,
+    LABEL_POOL,
+    MANAGED_BY,
+    VERSION,
+)
 from .ownership import managed_labels
 
 Obj = dict[str, Any]
 API = "admissionregistration.k8s.io/v1"
 VALIDATING_NAME = "aifactory-sovereignty"
 AUDIT_TAP_NAME = "aifactory-refusal-audit"
+# Named to sort before the tap: mutating configurations run in name order, so the tap sees the
+# pod as placed.
+PLACEMENT_NAME = "aifactory-placement"
 TIMEOUT_SECONDS = 5
 # Only requests that change what runs: a metadata-only update (a finalizer, an annotation) of an
 # object admitted earlier must never be refused, or it could not even be deleted.
@@ -66,6 +77,7 @@ class Hook:
     mounts_claims: str | None = None  # CEL path of the pod spec: call only when it mounts a claim
     skips_template_copies: bool = False  # not called for what TEMPLATE_CONTROLLERS create
     skips_operator_writes: bool = False  # not called for the operator's own children
+    only_if: Obj | None = None  # a further match condition
 
 
 def rule(group: str, version: str, resources: list[str], operations: list[str]) -> Obj:
@@ -82,6 +94,7 @@ WRITE = ["CREATE", "UPDATE"]
 POD_TEMPLATE_RULES = [
     rule("apps", "v1", ["deployments", "statefulsets", "daemonsets", "replicasets"], WRITE),
     rule("batch", "v1", ["jobs"], WRITE),
+    rule("", "v1", ["replicationcontrollers"], WRITE),
 ]
 VALIDATING_HOOKS = [
     Hook("mounts-pods", [rule("", "v1", ["pods"], ["CREATE"])], "object.spec"),
@@ -95,6 +108,14 @@ VALIDATING_HOOKS = [
     Hook("trainingjobs", [rule(GROUP, VERSION, ["trainingjobs"], WRITE)]),
     Hook("modelendpoints", [rule(GROUP, VERSION, ["modelendpoints"], WRITE)]),
 ]
+# Only pods whose nodeSelector does not already name a jurisdiction and a pool (the operator's
+# own pods name both, so the training loop's pods never call it).
+NEEDS_PLACEMENT = {
+    "name": "needs-placement",
+    "expression": f"!({json.dumps(LABEL_JURISDICTION)} in object.spec.?nodeSelector.orValue({{}}))"
+    f" || !({json.dumps(LABEL_POOL)} in object.spec.?nodeSelector.orValue({{}}))",
+}
+PLACEMENT_HOOKS = [Hook("place-pods", [rule("", "v1", ["pods"], ["CREATE"])], only_if=NEEDS_PLACEMENT)]
 AUDIT_TAP_HOOKS = [
     Hook("tap-pods", [rule("", "v1", ["pods"], ["CREATE"])], skips_template_copies=True),
     Hook("tap-ephemeral-containers", [rule("", "v1", ["pods/ephemeralcontainers"], ["UPDATE"])]),
@@ -153,6 +174,8 @@ def construct_webhook(
         )
     if hook.skips_template_copies:
         conditions.append(NOT_FROM_A_TEMPLATE)
+    if hook.only_if:
+        conditions.append(hook.only_if)
     if hook.skips_operator_writes and operator_user:
         conditions.append(not_the_operators_own(operator_user))
     webhook: Obj = {
@@ -191,4 +214,16 @@ def construct_audit_tap_configuration(endpoint: Endpoint, operator_namespace: st
             construct_webhook(h, endpoint, operator_namespace, tap=True, operator_user=operator_user)
             for h in AUDIT_TAP_HOOKS
         ],
+    }
+
+
+def construct_placement_configuration(endpoint: Endpoint, operator_namespace: str) -> Obj:
+    """Adds the jurisdiction and the tenant's pools to pods that do not name them. It fails open:
+    the pods policy refuses any pod left unplaced, so the mutation is a convenience and the
+    validating rule the guarantee."""
+    return {
+        "apiVersion": API,
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": PLACEMENT_NAME, "labels": managed_labels()},
+        "webhooks": [construct_webhook(h, endpoint, operator_namespace, tap=True) for h in PLACEMENT_HOOKS],
     }

@@ -188,6 +188,10 @@ class Tenant(ApiModel):
     """Highest classification the tenant may process; one of sovereignty.classificationLevels."""
     admin_groups: Annotated[list[ShortText], Field(max_length=16)] = []
     """Identity-provider groups bound to the tenant-admin role in the tenant's namespaces."""
+    priority_classes: Annotated[list[Name], Field(max_length=16)] = []
+    """PriorityClasses the tenant's pods may name in spec.priorityClassName. None by default, so
+    no tenant can preempt another's pods with a system class. If the cluster has a globalDefault
+    PriorityClass, list it here: the API server fills it into pods that name none."""
 
 
 class AIFactorySpec(ApiModel):
