@@ -220,7 +220,7 @@ FIXTURES: list[Fixture] = [
     ),
     denied(
         "job asking for an RDMA device outside the operator",
-        wrap("Job", with_spec(containers=[make_container(resources={"requests": {"rdma/hca": "1"}})])),
+        wrap("Job", with_spec(containers=[make_container(resources={"limits": {"rdma/hca": "1"}})])),
         EXTENDED,
     ),
     allowed(

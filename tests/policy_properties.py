@@ -28,16 +28,19 @@ FOREIGN = [
 INSIDE = {REGION_LABEL: ["de-fra", "de-ber"], JURISDICTION_LABEL: ["DE"]}
 OUTSIDE = {REGION_LABEL: ["fr-par", "us-east-1"], JURISDICTION_LABEL: ["FR", "US"]}
 Case = tuple[dict[str, Any], set[str]]
-ALLOWED_VOLUMES = [
-    "persistentVolumeClaim",
-    "configMap",
-    "secret",
-    "emptyDir",
-    "projected",
-    "downwardAPI",
-    "ephemeral",
-]
-OTHER_VOLUMES = ["csi", "nfs", "iscsi", "image", "gitRepo", "flexVolume", "cephfs", "glusterfs", "rbd"]
+# Valid sources of each kind (the API server validates a volume before our policies see it).
+ALLOWED_VOLUMES = {
+    "configMap": {"name": "settings"},
+    "secret": {"secretName": "token"},
+    "emptyDir": {},
+    "projected": {"sources": []},
+    "downwardAPI": {"items": []},
+}
+OTHER_VOLUMES = {
+    "csi": {"driver": "evil.example.com"},
+    "nfs": {"server": "10.0.0.1", "path": "/"},
+    "iscsi": {"targetPortal": "10.0.0.1:3260", "iqn": "iqn.2001-04.com.example:disk", "lun": 0},
+}
 
 
 @st.composite
@@ -95,7 +98,8 @@ def generated_pods(draw: st.DrawFn) -> Case:
         spec["volumes"] = [{"name": "host", "hostPath": {"path": "/var"}}]
         broken |= {"host-escape/host-path", "allow-list/volume-type"}
     source = draw(st.sampled_from([*ALLOWED_VOLUMES, *OTHER_VOLUMES]))
-    spec["volumes"] = [*spec.get("volumes", []), {"name": "data", source: {}}]
+    body = {**ALLOWED_VOLUMES, **OTHER_VOLUMES}[source]
+    spec["volumes"] = [*spec.get("volumes", []), {"name": "data", source: body}]
     broken |= {"allow-list/volume-type"} if source in OTHER_VOLUMES else set()
     if draw(st.integers(0, 11)) == 0:
         spec["nodeName"] = "some-node"

@@ -102,10 +102,11 @@ def check_placement(pod: Obj, scope: TenantScope) -> list[Violation]:
 def place(pod_spec: Obj, scope: TenantScope) -> Obj:
     """The pod spec confined to the scope, adding only what is missing: the jurisdiction as a
     nodeSelector; the pools as a nodeSelector when there is one, otherwise as an `In` on every
-    required term (a new term when there are none). An author's own narrower choices stay."""
+    required term (a new term when there are none). A value the author set is never changed: if
+    it is outside the scope, the pods policy refuses the pod and says why."""
     placed = dict(pod_spec)
     selector = dict(pod_spec.get("nodeSelector") or {})
-    if not is_confined(pod_spec, LABEL_JURISDICTION, (scope.jurisdiction,)):
+    if LABEL_JURISDICTION not in selector:
         selector[LABEL_JURISDICTION] = scope.jurisdiction
     if not is_confined(pod_spec, LABEL_POOL, scope.pools) and scope.pools:
         if len(scope.pools) == 1 and LABEL_POOL not in selector:
