@@ -43,9 +43,10 @@ def render_tenant_manifests() -> list[dict[str, Any]]:
     datasets = {d["metadata"]["name"]: Dataset.model_validate(d) for d in load("03-dataset.yaml")}
     for dataset in datasets.values():
         storage = next(s for s in factory.spec.storage if s.name == dataset.spec.storage.name)
+        tenant = next(t for t in factory.spec.tenants if dataset.namespace in t.namespaces)
         objects += [
             construct_claim(factory, storage, dataset),
-            construct_static_volume(factory, storage, dataset),
+            construct_static_volume(factory, storage, dataset, tenant),
         ]
     [training_body] = load("04-trainingjob.yaml")
     training_body["spec"]["image"] = pinned(training_body["spec"]["image"])

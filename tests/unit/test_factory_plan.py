@@ -224,7 +224,7 @@ NS_LABELS = {"aifactory.dev/factory": "de-1", "aifactory.dev/tenant": "research"
 def test_a_dataset_on_static_storage_gets_a_volume_pinned_to_the_jurisdiction():
     plan = plan_dataset(make_dataset(), NS_LABELS, factory_with_static_storage(), None, None)
     volume, claim = plan.apply
-    assert volume["spec"]["nfs"] == {"server": "nfs.factory", "path": "/export/corpus"}
+    assert volume["spec"]["nfs"] == {"server": "nfs.factory", "path": "/export/research/corpus"}
     assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     expressions = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"]
     assert expressions[0] == {

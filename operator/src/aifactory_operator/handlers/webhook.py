@@ -12,6 +12,7 @@ from ..constants import GROUP, VERSION
 from ..metrics import ADMISSION_SECONDS
 from ..policy.clearance import check_clearance
 from ..policy.data_use import DataUse, check_data_use, check_mounted_data, check_pool_use
+from ..policy.dataset_paths import check_canonical_path, check_tenant_subtree, declared_path, declared_paths
 from ..policy.locality import check_dataset_jurisdiction
 from ..policy.object_rules import check_object
 from ..policy.placement import place, scope_of
@@ -130,6 +131,7 @@ def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> l
             *check_clearance(
                 str(spec.get("classification")), tenant.clearance, levels, "spec.classification"
             ),
+            *check_dataset_path(dict(body), factory, tenant, kwargs["datasets_by_namespace"]),
         ]
     pool = next((p for p in factory.spec.node_pools if p.name == spec.get("pool")), None)
     found = check_object(dict(body), factory.spec.sovereignty, operation=str(kwargs.get("operation")))
@@ -141,6 +143,18 @@ def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> l
                 factory, tenant, pool, DataUse(path, use.jurisdiction, use.classification)
             )
     return found
+
+
+def check_dataset_path(
+    body: Obj, factory: AIFactory, tenant: Tenant, index: kopf.Index[str, Obj]
+) -> list[Violation]:
+    """A canonical path that overlaps no other tenant's dataset on the same static storage."""
+    path = str(((body.get("spec") or {}).get("storage") or {}).get("path") or "")
+    if found := check_canonical_path(path):
+        return found
+    namespaces = [ns for t in factory.spec.tenants if t.name != tenant.name for ns in t.namespaces]
+    others = declared_paths(factory, {ns: list(index.get(ns, [])) for ns in namespaces})
+    return check_tenant_subtree(declared_path(tenant, body), others)
 
 
 def named_datasets(kind: Any, spec: Obj) -> list[tuple[str, str]]:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ..api.v1alpha1.aifactory import AIFactory, Storage
+from ..api.v1alpha1.aifactory import AIFactory, StaticSource, Storage, Tenant
 from ..api.v1alpha1.dataset import Dataset
 from ..constants import (
     ANNOTATION_DIGEST,
@@ -122,11 +122,20 @@ def construct_claim(factory: AIFactory, storage: Storage, dataset: Dataset) -> O
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
 
 
-def construct_static_volume(factory: AIFactory, storage: Storage, dataset: Dataset) -> Obj:
-    """A PersistentVolume for one dataset on static storage, with node affinity to the jurisdiction
-    so that the scheduler itself keeps pods that mount it inside the jurisdiction."""
+def tenant_volume_path(static: StaticSource, tenant: Tenant, path: str) -> str:
+    """<export>/<tenant>/<path>: each tenant's datasets live in a subtree named after the tenant, so
+    no path any tenant declares reaches another tenant's files. `path` must be canonical
+    (policy/dataset_paths.py): no '..' or '.' segment can climb out of the subtree, and a tenant
+    name is a DNS label, never '.' or '..' itself."""
+    return f"{static.path.rstrip('/')}/{tenant.name}{path}"
+
+
+def construct_static_volume(factory: AIFactory, storage: Storage, dataset: Dataset, tenant: Tenant) -> Obj:
+    """A PersistentVolume for one dataset on static storage, confined to the tenant's subtree, with
+    node affinity to the jurisdiction so that the scheduler itself keeps pods that mount it inside
+    the jurisdiction."""
     assert storage.static is not None
-    path = storage.static.path.rstrip("/") + (dataset.spec.storage.path or "")
+    path = tenant_volume_path(storage.static, tenant, dataset.spec.storage.path)
     source: Obj = (
         {"nfs": {"server": storage.static.nfs_server, "path": path}}
         if storage.static.nfs_server

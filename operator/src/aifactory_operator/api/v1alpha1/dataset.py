@@ -16,14 +16,39 @@ from .common import (
     ready_columns,
 )
 
+# A canonical dataset path: empty, or '/segment' parts whose segments start with a letter or digit
+# (so '.' and '..' cannot be one) and hold only letters, digits, '.', '_' and '-' (so no '/', '\\',
+# '%' or control character hides inside one). The operator's policy/dataset_paths.py checks the
+# same expression; it is declared here, once, because the API layer imports nothing above it.
+CANONICAL_PATH = r"^(/[A-Za-z0-9][A-Za-z0-9._-]*)*$"
+CANONICAL_PATH_MAX_LENGTH = 1024
+CANONICAL_PATH_MESSAGE = (
+    "must be empty or one or more '/segment' parts, each segment a letter or digit followed by"
+    " letters, digits, '.', '_' or '-' (no '.' or '..' segment, no '//', no trailing '/', no '\\',"
+    " '%' or control characters); write it as e.g. /corpora/de-2026 [dataset/canonical-path]"
+)
+DatasetPath = Annotated[
+    str,
+    Field(
+        max_length=CANONICAL_PATH_MAX_LENGTH,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": f"self.matches('{CANONICAL_PATH}')", "message": CANONICAL_PATH_MESSAGE}
+            ]
+        },
+    ),
+]
+
 
 class DatasetStorage(ApiModel):
     """Where in the factory's storage the data lives."""
 
     name: Name
     """Name of an entry in the AIFactory's spec.storage."""
-    path: Annotated[str, Field(max_length=4096, pattern=r"^(/.*)?$")] = ""
-    """Sub-path inside that storage; empty means its root."""
+    path: DatasetPath = ""
+    """Sub-path inside the tenant's own subtree of that storage, e.g. /corpora/de-2026; empty means
+    the subtree's root. On static storage the volume points at <export>/<tenant>/<path>, so no path
+    reaches another tenant's data. Empty or '/segment' parts of letters, digits, '.', '_' and '-'."""
     size: Quantity = "1Ti"
     """Capacity the dataset's PersistentVolumeClaim requests."""
 
