@@ -24,6 +24,7 @@ from ..reconcile.admission_policies import (
 from ..reconcile.capabilities import CAPABILITIES, describe_capabilities, missing_requirements
 from ..reconcile.guard_policies import construct_guard_rails
 from ..reconcile.ownership import managed_labels
+from ..reconcile.placement_mutation import MAP_API, construct_placement_mutation
 from ..reconcile.tenant_guards import construct_tenant_guards
 from ..reconcile.webhook_objects import (
     Endpoint,
@@ -87,7 +88,7 @@ class WebhookSettings:
 def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     config = WebhookSettings.from_env()
     client = kube()
-    check_capabilities(client, logger)
+    served = check_capabilities(client, logger)
     ensure_namespace(client, config.namespace)
     identity = whoami(client)
     if not INSTALLED_BY_HELM:
@@ -98,6 +99,8 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
                 *construct_tenant_guards([identity]),
             ]
         )
+        if "mutatingadmissionpolicies" in served.get(MAP_API, set()):
+            client.apply_all(construct_placement_mutation())
         for retired in RETIRED_POLICY_NAMES:
             client.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", retired)
     webhook.recorder = RefusalRecorder(client, config.namespace)
@@ -158,14 +161,16 @@ def inject_ca_bundle(client: Kube, configuration: dict[str, Any]) -> None:
         )
 
 
-def check_capabilities(client: Kube, logger: kopf.Logger) -> None:
-    """Says in one line which protections run on this API server; stops where one cannot."""
+def check_capabilities(client: Kube, logger: kopf.Logger) -> dict[str, set[str]]:
+    """Says in one line which protections run on this API server; stops where one cannot.
+    Returns what it serves, by group/version."""
     version = client.server_version()
     served = {gv: client.served_resources(gv) for gv in {c.group_version for c in CAPABILITIES}}
     logger.info(describe_capabilities(version, served))
     problem = missing_requirements(version, served)
     if problem:
         raise kopf.PermanentError(problem)
+    return served
 
 
 def ensure_namespace(client: Kube, name: str) -> None:

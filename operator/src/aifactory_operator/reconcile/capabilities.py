@@ -45,7 +45,7 @@ CAPABILITIES = (
         "MutatingAdmissionPolicy",
         ADMISSION_V1,
         "mutatingadmissionpolicies",
-        "nothing of ours yet: every protection above runs without it",
+        "places pods while the operator is down (the operator's webhook places them otherwise)",
         "1.36",
         required=False,
     ),
