@@ -89,9 +89,9 @@ def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, str]) -> bool:
         operator = toleration.get("operator", "Equal")
         if operator == "Exists" and toleration.get("key", "") in ("", taint["key"]):
             return True
-        if operator == "Equal" and toleration.get("key") == taint["key"]:
-            if toleration.get("value", "") == taint["value"]:
-                return True
+        same = toleration.get("key") == taint["key"] and toleration.get("value", "") == taint["value"]
+        if operator == "Equal" and same:
+            return True
     return False
 
 
@@ -101,12 +101,9 @@ def schedulable_on(spec: dict[str, Any], node: Node) -> bool:
         return bool(spec["nodeName"] == node.name)
     if any(node.labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
         return False
-    required = (
-        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"
-        )
-        or {}
-    )
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms")
     if terms is not None and not any(matches_term(node, t) for t in terms):
         return False
