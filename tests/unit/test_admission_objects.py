@@ -40,7 +40,8 @@ def test_every_policy_fails_closed_and_judges_only_changes_of_what_runs():
         spec = policy["spec"]
         assert spec["failurePolicy"] == "Fail"
         assert spec["paramKind"] == {"apiVersion": "aifactory.dev/v1alpha1", "kind": "AIFactory"}
-        assert [c["name"] for c in spec["matchConditions"]] == ["spec-changed"]
+        changed = "template-changed" if policy["metadata"]["name"] == "aifactory-podtemplates" else "spec-changed"
+        assert [c["name"] for c in spec["matchConditions"]] == [changed]
         for validation in spec["validations"]:
             assert validation["message"].endswith("]"), validation["message"]
 

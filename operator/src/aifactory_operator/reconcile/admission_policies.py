@@ -389,7 +389,7 @@ def construct_policy(
     spec: Obj = {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": rules}}
     if by_factory:
         spec["paramKind"] = {"apiVersion": API_VERSION, "kind": "AIFactory"}
-        spec["matchConditions"] = [SPEC_CHANGED]
+        spec["matchConditions"] = conditions or [SPEC_CHANGED]
         spec["variables"] = [*SOVEREIGNTY_VARIABLES, *variables]
     else:
         spec["matchConditions"] = conditions or []
@@ -411,6 +411,12 @@ def rule(group: str, version: str, resources: list[str], operations: list[str] =
     }
 
 
+TEMPLATE_CHANGED = {
+    "name": "template-changed",
+    "expression": "request.operation != 'UPDATE' || object.template != oldObject.template",
+}
+
+
 def pod_policy(name: str, rules: list[Obj], pod: str, prefix: str, operator_users: list[str]) -> Obj:
     variables = [*TENANT_VARIABLES, {"name": "pod", "expression": pod}]
     for field in CONTAINER_LISTS:
@@ -418,7 +424,9 @@ def pod_policy(name: str, rules: list[Obj], pod: str, prefix: str, operator_user
     validations = pod_validations(prefix) + allow_list_validations(prefix, operator_users)
     if prefix == "spec":
         validations += placement_validations()
-    return construct_policy(name, rules, variables, validations)
+    # A PodTemplate keeps its pod spec at the top, not under spec.
+    changed = TEMPLATE_CHANGED if prefix.startswith("template") else SPEC_CHANGED
+    return construct_policy(name, rules, variables, validations, conditions=[changed])
 
 
 def construct_factory_policies(operator_users: list[str] | None = None) -> list[Obj]:
@@ -449,6 +457,13 @@ def construct_factory_policies(operator_users: list[str] | None = None) -> list[
             [rule("batch", "v1", ["cronjobs"])],
             "object.spec.jobTemplate.spec.template.spec",
             "spec.jobTemplate.spec.template.spec",
+            users,
+        ),
+        pod_policy(
+            "aifactory-podtemplates",
+            [rule("", "v1", ["podtemplates"])],
+            "object.template.spec",
+            "template.spec",
             users,
         ),
         construct_policy(
