@@ -4,6 +4,7 @@ before the anchor moved) passes."""
 
 import pytest
 
+from aifactory_operator.metrics import AUDIT_LOG_HEAD, publish_audit_head
 from aifactory_operator.policy.audit import (
     GENESIS,
     SEGMENT_CAPACITY,
@@ -195,3 +196,12 @@ def test_the_anchor_moves_only_forward():
 def test_missing_segments_are_those_with_no_entry_up_to_the_end():
     assert missing_segments(stored(CHAIN[:500]), 1200) == ["aifactory-audit-000002", "aifactory-audit-000003"]
     assert missing_segments([], 0) == []
+
+
+def test_the_head_gauge_holds_one_series_the_latest_head():
+    publish_audit_head(3, "a" * 64)
+    publish_audit_head(4, "b" * 64)
+
+    samples = [s for family in AUDIT_LOG_HEAD.collect() for s in family.samples]
+
+    assert [(s.labels, s.value) for s in samples] == [({"hash": "b" * 64}, 4.0)]
