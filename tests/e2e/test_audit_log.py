@@ -405,6 +405,29 @@ def is_intact(kube: Kube, namespace: str) -> bool:
     return verify_anchored(log.read(), log.read_anchor()).ok
 
 
+def test_the_guards_type_check_without_warnings(kube, guarded_log):
+    """The API server checked every expression against the ConfigMap schema and found nothing amiss."""
+    names = [
+        f"{name}-{guarded_log}" for name in ("aifactory-audit-log-guard", "aifactory-audit-anchor-guard")
+    ]
+
+    def checked() -> list[dict[str, Any]]:
+        policies = [
+            kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", n) for n in names
+        ]
+        statuses = [(p or {}).get("status") or {} for p in policies]
+        return statuses if all("type_checking" in s or "typeChecking" in s for s in statuses) else []
+
+    statuses = wait_for(checked, "the policies' type checking")
+
+    assert [
+        (s.get("typeChecking") or s.get("type_checking") or {}).get("expressionWarnings") for s in statuses
+    ] == [
+        None,
+        None,
+    ]
+
+
 def test_the_operator_may_append_and_moves_the_anchor(kube, identities, guarded_log):
     before = AuditLog(kube, namespace=guarded_log).read_anchor()
 
