@@ -31,7 +31,14 @@ from ..policy.audit import (
     segment_name,
     segment_number,
 )
-from ..policy.audit_anchor import Anchor, construct_anchor, encode_anchor, is_behind, parse_anchor
+from ..policy.audit_anchor import (
+    Anchor,
+    AnchorUnreadable,
+    construct_anchor,
+    encode_anchor,
+    is_behind,
+    parse_anchor,
+)
 from .client import Kube
 
 Obj = dict[str, Any]
@@ -193,7 +200,11 @@ class AuditLog:
         chain: an anchor whose entry now has another hash is evidence of a rewrite, and is kept."""
         for attempt in range(MAX_ATTEMPTS):
             stored = self.kube.get("v1", "ConfigMap", AUDIT_ANCHOR_NAME, self.namespace)
-            current = parse_anchor(stored) if stored else None
+            try:
+                current = parse_anchor(stored) if stored else None
+            except AnchorUnreadable as error:
+                logger.error("Kept the unreadable audit anchor namespace=%s error=%s", self.namespace, error)
+                return
             # An empty log verifies without an anchor; its first append makes one.
             if not is_behind(current, head.entries) or (current is None and head.entries == 0):
                 return
