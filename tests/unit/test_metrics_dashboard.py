@@ -11,8 +11,9 @@ from aifactory_operator import metrics
 DASHBOARD = (
     Path(__file__).parents[2] / "charts" / "aifactory-operator" / "dashboards" / "aifactory-operator.json"
 )
-# Counted for completeness, not charted: the audit log's length is (aifactory_audit_log_entries).
-NOT_CHARTED = {"aifactory_audit_entries"}
+# Counted for completeness, not charted: the audit log's length is (aifactory_audit_log_entries); the
+# head's hash is a label to compare and alert on, not a line to draw.
+NOT_CHARTED = {"aifactory_audit_entries", "aifactory_audit_log_head"}
 
 
 def served_families() -> set[str]:

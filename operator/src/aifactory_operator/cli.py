@@ -6,9 +6,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .constants import OPERATOR_NAMESPACE
 from .devcluster import DevClusterError
+
+if TYPE_CHECKING:
+    from .policy.audit import ChainReport
 
 AUDIT_ROW = "{!s:>10}  {!s:<24}  {!s:<24}  {!s:<40}  {!s}"
 
@@ -160,14 +164,34 @@ def _cluster(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from .policy.audit import verify_chain
+    """The chain, and its end against the anchor: exit 1 on any entry altered, removed or reordered."""
+    from .kube.auditlog import AuditLog
+    from .kube.client import Kube, load_config
+    from .policy.audit_anchor import AnchorUnreadable, verify_anchored
 
-    report = verify_chain(_read_audit_log(args))
-    if not report.ok:
-        print(f"audit log BROKEN at entry {report.first_bad}: {report.problem}")
+    log = AuditLog(Kube(load_config(args.kubeconfig)), namespace=args.namespace)
+    try:
+        # The anchor first: it is written after the entries, so the log read next is never behind it
+        # while the operator appends.
+        anchor = log.read_anchor()
+        report = verify_anchored(log.read(), anchor)
+    except AnchorUnreadable as error:
+        print(f"audit log BROKEN: the anchor was rewritten: {error}")
         return 1
-    print(f"audit log OK: {report.entries} entries, head {report.head}")
+    if not report.ok:
+        where = f" at entry {report.first_bad}" if report.first_bad is not None else ""
+        print(f"audit log BROKEN{where}: {report.problem}")
+        return 1
+    print(f"audit log OK: {report.entries} entries, head {report.head}, {_describe_anchor(report)}")
     return 0
+
+
+def _describe_anchor(report: "ChainReport") -> str:
+    if report.anchored is None:
+        return "no anchor yet (the log is empty)"
+    ahead = report.entries - report.anchored
+    note = f" ({ahead} written after it, their chain intact)" if ahead else ""
+    return f"anchored at {report.anchored}{note}"
 
 
 def _audit_show(args: argparse.Namespace) -> int:

@@ -67,3 +67,6 @@ OPERATOR_NAMESPACE = "aifactory-system"
 # ConfigMaps that hold the hash-chained audit log of policy refusals, one segment each.
 LABEL_AUDIT_LOG = f"{GROUP}/audit-log"
 AUDIT_SEGMENT_PREFIX = "aifactory-audit-"
+# The log's head (entry count and last hash) recorded outside the segments, which only grows; not a
+# segment name, as those end in six or more digits.
+AUDIT_ANCHOR_NAME = "aifactory-audit-anchor"

@@ -43,6 +43,13 @@ AUDIT_ENTRIES = Counter("aifactory_audit_entries_total", "Entries this process a
 AUDIT_LOG_ENTRIES = Gauge(
     "aifactory_audit_log_entries", "Entries in the audit log (its head's sequence number), as last seen."
 )
+# A second anchor outside the cluster: once scraped, a head that shrinks or changes hash without growing
+# stays in Prometheus' history whatever happens to the log and its anchor ConfigMap.
+AUDIT_LOG_HEAD = Gauge(
+    "aifactory_audit_log_head",
+    "The audit log's head as last written: the entry count as value, the last entry's hash as label.",
+    ["hash"],
+)
 
 TRAINING_QUEUE_LENGTH = Gauge(
     "aifactory_training_queue_length", "TrainingJobs waiting in phase Queued, by factory.", ["factory"]
@@ -104,6 +111,14 @@ def publish_training(factory: str, queued: int, tenants: Mapping[tuple[str, str]
     TRAINING_QUEUE_LENGTH.labels(factory).set(queued)
     publish(TENANT_GPU_QUOTA, factory, {key: quota for key, (quota, _) in tenants.items()})
     publish(TENANT_GPUS_IN_USE, factory, {key: used for key, (_, used) in tenants.items()})
+
+
+def publish_audit_head(entries: int, head: str) -> None:
+    """One series for the head: the previous hash's series goes, so the gauge never grows."""
+    with _lock:
+        AUDIT_LOG_HEAD.clear()
+        AUDIT_LOG_HEAD.labels(head).set(entries)
+        AUDIT_LOG_ENTRIES.set(entries)
 
 
 def forget_pools(factory: str) -> None:

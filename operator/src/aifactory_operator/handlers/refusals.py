@@ -10,7 +10,7 @@ from typing import Any
 from ..constants import OPERATOR_NAMESPACE
 from ..kube.auditlog import AuditLog
 from ..kube.client import Kube
-from ..metrics import AUDIT_ENTRIES, AUDIT_LOG_ENTRIES, POLICY_DENIALS
+from ..metrics import AUDIT_ENTRIES, POLICY_DENIALS, publish_audit_head
 from ..policy.violations import Violation
 from .runtime import now
 
@@ -91,9 +91,11 @@ class RefusalRecorder:
                 return
 
     def _read_log_length(self) -> None:
-        """The log's length at startup, read here so that starting the operator never waits on it."""
+        """The log's head at startup, anchored if a crash left the anchor behind; read here so that
+        starting the operator never waits on it."""
         try:
-            AUDIT_LOG_ENTRIES.set(self.log.head()[0])
+            head = self.log.anchor()
+            publish_audit_head(head.entries, head.head)
         except Exception:
             logger.exception("Failed to read the audit log's head namespace=%s", self.log.namespace)
 
@@ -105,7 +107,7 @@ class RefusalRecorder:
         AUDIT_ENTRIES.inc(len(records))
         # The last sealed entry is the head append leaves (what head() would read), without another read.
         if written:
-            AUDIT_LOG_ENTRIES.set(written[-1]["seq"])
+            publish_audit_head(written[-1]["seq"], written[-1]["hash"])
         for refusal in refusals:
             message = "; ".join(str(v) for v in refusal.violations)
             target = f"{refusal.kind} {refusal.namespace}/{refusal.name or '(new)'}"

@@ -1,9 +1,13 @@
-"""The audit log's I/O: sealed entries appended to ConfigMap segments in the operator namespace.
+"""The audit log's I/O: sealed entries appended to ConfigMap segments in the operator namespace, then
+the new head recorded in the anchor ConfigMap.
 
 Appends are JSON merge patches that carry the segment's resourceVersion, so two replicas appending at
-once never overwrite each other: the loser gets 409 Conflict, re-reads the head and tries again.
+once never overwrite each other: the loser gets 409 Conflict, re-reads the head and tries again. The
+anchor is written the same way, after the entries, so that a crash in between leaves the log ahead of
+its anchor (which `verify_anchored` accepts), never behind.
 """
 
+import logging
 import random
 import threading
 import time
@@ -13,7 +17,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ..constants import FIELD_MANAGER, LABEL_MANAGED_BY, MANAGED_BY, OPERATOR_NAMESPACE
+from ..constants import AUDIT_ANCHOR_NAME, FIELD_MANAGER, LABEL_MANAGED_BY, MANAGED_BY, OPERATOR_NAMESPACE
 from ..metrics import WRITES
 from ..policy.audit import (
     GENESIS,
@@ -27,9 +31,18 @@ from ..policy.audit import (
     segment_name,
     segment_number,
 )
+from ..policy.audit_anchor import (
+    Anchor,
+    AnchorUnreadable,
+    construct_anchor,
+    encode_anchor,
+    is_behind,
+    parse_anchor,
+)
 from .client import Kube
 
 Obj = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
 BACKOFF_SECONDS = 0.01
@@ -70,7 +83,24 @@ class AuditLog:
                 batch = self._write_next(pending)
                 written += batch
                 pending = pending[len(batch) :]
+            if written:
+                known = {written[0]["seq"] - 1: written[0]["prev"]} | {e["seq"]: e["hash"] for e in written}
+                self._advance_anchor(Anchor(written[-1]["seq"], written[-1]["hash"]), known)
         return written
+
+    def read_anchor(self) -> Anchor | None:
+        """The head the anchor records, None when there is none; AnchorUnreadable when it is garbled."""
+        stored = self.kube.get("v1", "ConfigMap", AUDIT_ANCHOR_NAME, self.namespace)
+        return parse_anchor(stored) if stored else None
+
+    def anchor(self) -> Anchor:
+        """Moves the anchor up to the log's head (after a crash between append and anchor, or on a log
+        kept before anchors existed) and returns that head."""
+        with self._lock:
+            self._head = self._find_head()
+            head = Anchor(self._head.seq, self._head.hash)
+            self._advance_anchor(head, {head.entries: head.head})
+            return head
 
     def read(self) -> list[Obj]:
         """Every entry, in sequence order; all ConfigMaps are read so an unlabelled segment still counts."""
@@ -164,6 +194,64 @@ class AuditLog:
                     meta["resourceVersion"],
                 )
         return Head(0, GENESIS, meta["name"], meta["resourceVersion"])
+
+    def _advance_anchor(self, head: Anchor, known: dict[int, str]) -> None:
+        """Records `head` in the anchor unless it records as much already, and only along the same
+        chain: an anchor whose entry now has another hash is evidence of a rewrite, and is kept."""
+        for attempt in range(MAX_ATTEMPTS):
+            stored = self.kube.get("v1", "ConfigMap", AUDIT_ANCHOR_NAME, self.namespace)
+            try:
+                current = parse_anchor(stored) if stored else None
+            except AnchorUnreadable as error:
+                logger.error("Kept the unreadable audit anchor namespace=%s error=%s", self.namespace, error)
+                return
+            # An empty log verifies without an anchor; its first append makes one.
+            if not is_behind(current, head.entries) or (current is None and head.entries == 0):
+                return
+            if current is not None and self._hash_of(current.entries, known) != current.head:
+                logger.error(
+                    "Kept the audit anchor: the log no longer holds the entry it records namespace=%s"
+                    " entry=%d; run `aifactory audit verify`",
+                    self.namespace,
+                    current.entries,
+                )
+                return
+            try:
+                self._write_anchor(stored, head)
+                return
+            except ApiException as error:
+                # 409: another replica moved the anchor or created it first; 404: it went meanwhile.
+                if error.status not in (404, 409):
+                    raise
+            self._back_off(attempt)
+        raise AuditLogContended(f"{MAX_ATTEMPTS} attempts to move the audit anchor in {self.namespace} lost")
+
+    def _write_anchor(self, stored: Obj | None, head: Anchor) -> None:
+        resource = self.kube.resource("v1", "ConfigMap")
+        if stored is None:
+            WRITES.labels(kind="ConfigMap", verb="create").inc()
+            body = construct_anchor(self.namespace, head)
+            resource.create(body=body, namespace=self.namespace, field_manager=FIELD_MANAGER)
+            return
+        version = stored["metadata"]["resourceVersion"]
+        WRITES.labels(kind="ConfigMap", verb="patch").inc()
+        resource.patch(
+            body={"metadata": {"resourceVersion": version}, "data": encode_anchor(head)},
+            name=AUDIT_ANCHOR_NAME,
+            namespace=self.namespace,
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
+
+    def _hash_of(self, seq: int, known: dict[int, str]) -> str:
+        """The hash of entry `seq` as the log holds it now ("" when it holds no such entry)."""
+        if seq == 0:
+            return GENESIS
+        if seq in known:
+            return known[seq]
+        segment = self._get_segment(segment_number(seq))
+        found = [e for e in parse_segments([segment] if segment else []) if e["seq"] == seq]
+        return str(found[0].get("hash", "")) if found else ""
 
     def _get_segment(self, number: int) -> Obj | None:
         return self.kube.get("v1", "ConfigMap", segment_name(number), self.namespace)

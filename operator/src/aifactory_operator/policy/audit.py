@@ -38,6 +38,8 @@ class ChainReport:
     head: str
     first_bad: int | None = None
     problem: str = ""
+    # The entry count the anchor recorded, when the log was checked against one.
+    anchored: int | None = None
 
 
 def format_time(now: datetime) -> str:
@@ -136,12 +138,24 @@ def parse_segments(configmaps: list[Entry]) -> list[Entry]:
     even when the value is not); entries that cannot be read come back marked with DAMAGE."""
     segments = sorted(filter(is_segment, configmaps), key=lambda configmap: configmap["metadata"]["name"])
     found = [
-        parse_entry(key, raw)
+        place_entry(parse_entry(key, raw), configmap["metadata"]["name"])
         for configmap in segments
         for key, raw in sorted((configmap.get("data") or {}).items())
         if ENTRY_KEY.fullmatch(key)
     ]
     return sorted(found, key=lambda entry: int(entry["seq"]))
+
+
+def place_entry(entry: Entry, stored_in: str) -> Entry:
+    """`entry`, marked with DAMAGE when it sits in another ConfigMap than its segment: placement is fixed,
+    so an entry copied elsewhere (to survive its segment's deletion, or to reorder) is not the log's."""
+    expected = segment_name(segment_number(int(entry["seq"])))
+    if DAMAGE in entry or stored_in == expected:
+        return entry
+    return {
+        "seq": entry["seq"],
+        DAMAGE: f"it is stored in ConfigMap {stored_in}, not in its segment {expected}",
+    }
 
 
 def parse_entry(key: str, raw: str) -> Entry:

@@ -5,8 +5,9 @@ operator's objects or rewriting the audit log. They stand whether or not a facto
 from typing import Any
 
 from ..constants import (
+    AUDIT_ANCHOR_NAME,
+    AUDIT_SEGMENT_PREFIX,
     GROUP,
-    LABEL_AUDIT_LOG,
     LABEL_FACTORY,
     LABEL_MANAGED_BY,
     MANAGED_BY,
@@ -20,6 +21,15 @@ PROTECTED_LABEL_PREFIXES = (f"{GROUP}/", "pod-security.kubernetes.io/")
 NAMESPACE_GUARD = "guard-rail/namespace-labels"
 TENANT_OBJECTS_GUARD = "guard-rail/tenant-objects"
 AUDIT_LOG_GUARD = "guard-rail/audit-log"
+AUDIT_ANCHOR_GUARD = "guard-rail/audit-anchor"
+# The names `policy.audit.segment_name` gives, as an RE2 pattern for CEL.
+SEGMENT = f"^{AUDIT_SEGMENT_PREFIX}[0-9]{{6,}}$"
+# Only cluster admins may change the audit log; every other identity, the operator's included, may append.
+NOT_CLUSTER_ADMIN = {
+    "name": "not-cluster-admin",
+    "expression": "!(has(request.userInfo.groups)"
+    " && request.userInfo.groups.exists(g, g == 'system:masters'))",
+}
 
 
 def is_privileged(exempt_users: list[str]) -> str:
@@ -93,29 +103,11 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
             )
         ],
     )
-    masters_only = {
-        "name": "not-cluster-admin",
-        "expression": f"!({is_privileged([])})",
-    }
-    audit_guard = guard_policy(
-        "aifactory-audit-log-guard",
-        [rule("", "v1", ["configmaps"], ["UPDATE", "DELETE"])],
-        [masters_only],
-        [
-            validation(
-                AUDIT_LOG_GUARD,
-                "data",
-                "request.operation != 'DELETE' && oldObject.?data.orValue({}).all(k, k in"
-                " object.?data.orValue({}) && object.data[k] == oldObject.data[k])",
-                "the audit log is append-only: entries may be added, never changed or removed",
-            )
-        ],
-    )
     managed = {"matchLabels": {LABEL_MANAGED_BY: MANAGED_BY}}
     return [
         namespace_guard,
         tenant_guard,
-        audit_guard,
+        *construct_audit_guards(namespace),
         guard_binding("aifactory-namespace-guard", {}),
         guard_binding(
             "aifactory-tenant-objects-guard",
@@ -124,11 +116,119 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
                 "objectSelector": managed,
             },
         ),
-        guard_binding(
-            "aifactory-audit-log-guard",
-            {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "objectSelector": {"matchLabels": {LABEL_AUDIT_LOG: "true"}},
-            },
+    ]
+
+
+def construct_audit_guards(namespace: str) -> list[Obj]:
+    """The audit log's segments may only grow and its anchor may only move forward, for everyone but
+    a cluster admin. Both are matched by name in `namespace` (whose kubernetes.io/metadata.name label
+    the API server sets and keeps), never by a label the guarded party could remove. kube-system's
+    controllers are not exempt: the garbage collector would delete a segment given an owner, and the
+    namespace controller every segment of a deleted namespace."""
+    only_here = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    segments = guard_policy(
+        "aifactory-audit-log-guard",
+        [rule("", "v1", ["configmaps"], ["UPDATE", "DELETE"])],
+        [
+            NOT_CLUSTER_ADMIN,
+            {"name": "audit-segment", "expression": f"request.name.matches({quote(SEGMENT)})"},
+        ],
+        [
+            validation(
+                AUDIT_LOG_GUARD,
+                "metadata.name",
+                "request.operation != 'DELETE'",
+                "an audit segment is never deleted: the log is append-only",
+            ),
+            validation(
+                AUDIT_LOG_GUARD,
+                "data",
+                "request.operation == 'DELETE' || oldObject.?data.orValue({}).all(k, k in"
+                " object.?data.orValue({}) && object.data[k] == oldObject.data[k])",
+                "the audit log is append-only: entries may be added, never changed or removed",
+            ),
+            *kept_metadata(AUDIT_LOG_GUARD, "an audit segment"),
+        ],
+    )
+    anchor = guard_policy(
+        "aifactory-audit-anchor-guard",
+        [rule("", "v1", ["configmaps"], ["CREATE", "UPDATE", "DELETE"])],
+        [
+            NOT_CLUSTER_ADMIN,
+            {"name": "audit-anchor", "expression": f"request.name == {quote(AUDIT_ANCHOR_NAME)}"},
+        ],
+        anchor_validations(),
+    )
+    return [
+        segments,
+        anchor,
+        guard_binding("aifactory-audit-log-guard", only_here),
+        guard_binding("aifactory-audit-anchor-guard", only_here),
+    ]
+
+
+def anchor_validations() -> list[Obj]:
+    """The anchor holds a count and a hash; the count only grows, and the hash changes only with it."""
+    entries, head = "object.?data.?entries.orValue('')", "object.?data.?head.orValue('')"
+    grows = "int(object.data.entries) >= int(oldObject.data.entries)"
+    return [
+        validation(
+            AUDIT_ANCHOR_GUARD,
+            "metadata.name",
+            "request.operation != 'DELETE'",
+            "the audit anchor is never deleted: `aifactory audit verify` checks the log's end against it",
+        ),
+        validation(
+            AUDIT_ANCHOR_GUARD,
+            "data",
+            f"request.operation == 'DELETE' || ({entries}.matches('^[0-9]{{1,18}}$')"
+            f" && {head}.matches('^[0-9a-f]{{64}}$'))",
+            "the audit anchor holds data.entries (an entry count) and data.head (a sha256 in hex)",
+        ),
+        validation(
+            AUDIT_ANCHOR_GUARD,
+            "data.entries",
+            f"request.operation != 'UPDATE' || {grows}",
+            "the audit anchor's entry count may only grow",
+        ),
+        validation(
+            AUDIT_ANCHOR_GUARD,
+            "data.head",
+            "request.operation != 'UPDATE' || object.data.head == oldObject.data.head"
+            " || int(object.data.entries) > int(oldObject.data.entries)",
+            "the audit anchor's head may change only when its entry count grows",
+        ),
+        *kept_metadata(AUDIT_ANCHOR_GUARD, "the audit anchor"),
+    ]
+
+
+def kept_metadata(rule_id: str, what: str) -> list[Obj]:
+    """On update: labels and annotations kept, no owner (the garbage collector would delete the
+    object), never immutable (the operator could no longer write it)."""
+    updated = "request.operation != 'UPDATE' || "
+    kept = " && ".join(
+        f"oldObject.metadata.?{field}.orValue({{}}).all(k, k in object.metadata.?{field}.orValue({{}})"
+        f" && object.metadata.{field}[k] == oldObject.metadata.{field}[k])"
+        for field in ("labels", "annotations")
+    )
+    owners = "object.metadata.?ownerReferences.orValue([]) == oldObject.metadata.?ownerReferences.orValue([])"
+    return [
+        validation(
+            rule_id,
+            "metadata",
+            updated + kept,
+            f"the labels and annotations of {what} may be added, never removed or changed",
+        ),
+        validation(
+            rule_id,
+            "metadata.ownerReferences",
+            updated + owners,
+            f"{what} has no owner: the garbage collector would delete it with its owner",
+        ),
+        validation(
+            rule_id,
+            "immutable",
+            updated + "!object.?immutable.orValue(false)",
+            f"{what} is never made immutable: the operator could no longer append to it",
         ),
     ]
