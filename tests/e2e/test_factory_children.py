@@ -31,7 +31,10 @@ def wait_ready(kubectl, name: str) -> None:
 def tenant_factory(kube, kubectl, operator):
     """A factory with one tenant namespace and static storage; deleted afterwards with its namespace."""
     name, namespace = unique("aif"), unique("team")
-    kube.apply(make_factory(name, tenants=[make_tenant("research", namespace)], storage=STATIC_STORAGE))
+    # Quota on the untainted L40S pool too, so the plain reader pods placed by admission can run.
+    quota = [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": 16}, {"product": "NVIDIA-L40S", "gpus": 4}]
+    tenant = make_tenant("research", namespace, gpuQuota=quota)
+    kube.apply(make_factory(name, tenants=[tenant], storage=STATIC_STORAGE))
     wait_ready(kubectl, name)
     yield name, namespace
     kube.delete(API_VERSION, "AIFactory", name)

@@ -60,7 +60,7 @@ def model_dataset(namespace: str, digest: str, name: str) -> dict:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "purpose": "model",
-            "storage": {"name": "models", "path": f"/{name}"},
+            "storage": {"name": "models", "path": f"/{namespace}/{name}"},
             "jurisdiction": "DE",
             "classification": "internal",
             "digest": digest,

@@ -14,7 +14,13 @@ from kubernetes.client.exceptions import ApiException
 from policy_fixtures import make_pod_spec, with_spec, wrap
 
 from aifactory_operator.api.v1alpha1.aifactory import AIFactory
-from aifactory_operator.constants import API_VERSION, LABEL_MANAGED_BY, MANAGED_BY, OPERATOR_NAMESPACE
+from aifactory_operator.constants import (
+    API_VERSION,
+    LABEL_JURISDICTION,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    OPERATOR_NAMESPACE,
+)
 from aifactory_operator.kube.auditlog import AuditLog
 from aifactory_operator.kube.client import Kube, load_config
 from aifactory_operator.policy.clearance import check_clearance
@@ -69,7 +75,9 @@ def sovereign(kube, kubectl, operator) -> dict[str, str]:
     """Tenant 'research' (clearance confidential) in a factory with a confidential H100 pool and an
     internal L40S pool, and a confidential Dataset bound to its claim."""
     name, namespace = unique("sov"), unique("research")
-    tenant = make_tenant("research", namespace, adminGroups=[TENANT_ADMINS])
+    # Quota on both products, so both pools are open to its plain pods and the data rules decide.
+    quota = [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": 16}, {"product": "NVIDIA-L40S", "gpus": 4}]
+    tenant = make_tenant("research", namespace, adminGroups=[TENANT_ADMINS], gpuQuota=quota)
     body = make_factory(name, h100_nodes=1, l40s_nodes=1, tenants=[tenant], storage=STORAGE)
     body["spec"]["nodePools"][0]["classification"] = "confidential"
     body["spec"]["nodePools"][1]["classification"] = "internal"
@@ -528,10 +536,14 @@ def test_with_the_operator_down_policies_deny_and_the_webhook_fails_closed(kube,
             "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
         }
         assert "[air-gap/service-type]" in (create(kube, service) or "")
-        mounting = make_restricted_pod(unique("reader"), namespace, claim="dataset-census")
+        # Pods that say where they run: on 1.35 nothing places a pod while the operator is down.
+        inside = {LABEL_JURISDICTION: "DE", "aifactory.dev/pool": "h100"}
+        mounting = make_restricted_pod(
+            unique("reader"), namespace, claim="dataset-census", nodeSelector=inside
+        )
         refusal = create(kube, mounting) or ""
         assert 'failed calling webhook "mounts-pods.aifactory.dev"' in refusal
-        plain = make_restricted_pod(unique("plain"), namespace)
+        plain = make_restricted_pod(unique("plain"), namespace, nodeSelector=inside)
         assert create(kube, plain) is None
         own = {
             "apiVersion": "v1",

@@ -92,6 +92,9 @@ class Legit:
     tenant: str = "citizen"
     # Admitted only while the operator runs (its webhook judges or mutates the object).
     needs_operator: bool = False
+    # Needs only the placement mutation, which the API server runs itself from 1.36
+    # (MutatingAdmissionPolicy): admitted with the operator stopped there too.
+    needs_mutation: bool = False
     # gate-removal: the patch that lifts the pod's scheduling gate after creation.
     then: Obj | None = field(default=None)
 
@@ -1352,8 +1355,15 @@ def legitimate_workloads() -> list[Legit]:
             "tenant-admin",
             workload("Deployment", "bare", pod_spec(None)),
             needs_operator=True,
+            needs_mutation=True,
         ),
-        Legit("plain-pod-injected", "workload-author", pod("bare", pod_spec(None)), needs_operator=True),
+        Legit(
+            "plain-pod-injected",
+            "workload-author",
+            pod("bare", pod_spec(None)),
+            needs_operator=True,
+            needs_mutation=True,
+        ),
     ]
 
 

@@ -119,7 +119,10 @@ def run_catalogue(r: Range, kube, *, operator_running: bool) -> tuple[list[str],
             failed.append(
                 f"{attack.id} ({attack.identity}, {attack.path}) expected [{attack.rule}]: {outcome.verdict} {outcome.message[:300]}"
             )
-    legit = [w for w in LEGITIMATE if operator_running or not w.needs_operator]
+    mutation = "mutatingadmissionpolicies" in kube.served_resources("admissionregistration.k8s.io/v1")
+    legit = [
+        w for w in LEGITIMATE if operator_running or not w.needs_operator or (w.needs_mutation and mutation)
+    ]
     refused = []
     for workload in legit:
         outcome = admit(r, workload, suffix)

@@ -35,13 +35,14 @@ def jurisdiction_patch() -> str:
         f" {add('/spec/nodeSelector', f'{{{key}: variables.jurisdiction}}')}"
         f" : ({key} in object.spec.nodeSelector ? [] :"
         f' [JSONPatch{{op: "add", path: "/spec/nodeSelector/" + jsonpatch.escapeKey({key}),'
-        " value: variables.jurisdiction}]))"
+        " value: variables.jurisdiction}])"
     )
 
 
 def pool_patch() -> str:
     """`pool In [the tenant's pools]` ANDed into every required node-affinity term, creating
-    the affinity where the pod has none."""
+    the affinity where the pod has none; never where the pod names a pool itself (one outside
+    is for the pods policy to refuse, with the reason)."""
     expression = (
         f"{TERM_TYPE}.matchExpressions{{key: {quote(LABEL_POOL)}, operator: 'In', values: variables.pools}}"
     )
@@ -55,7 +56,8 @@ def pool_patch() -> str:
     )
     affinity = f"Object.spec.affinity{{nodeAffinity: {node_affinity}}}"
     return (
-        f"(variables.poolConfined || size(variables.pools) == 0) ? [] :"
+        f"(variables.poolConfined || size(variables.pools) == 0 || {quote(LABEL_POOL)} in"
+        " object.spec.?nodeSelector.orValue({})) ? [] :"
         f" !has(object.spec.affinity) ? {add('/spec/affinity', affinity)}"
         f" : !has(object.spec.affinity.nodeAffinity) ? {add('/spec/affinity/nodeAffinity', node_affinity)}"
         f" : !has({NODE_AFFINITY}.{REQUIRED}) ? {add(f'/spec/affinity/nodeAffinity/{REQUIRED}', required)}"
