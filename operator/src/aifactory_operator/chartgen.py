@@ -11,6 +11,7 @@ import yaml
 from .crdgen import render_crds
 from .reconcile.admission_policies import construct_factory_policies
 from .reconcile.guard_policies import construct_guard_rails
+from .reconcile.placement_mutation import MAP_API, construct_placement_mutation
 from .reconcile.tenant_guards import construct_tenant_guards
 from .reconcile.tenants import construct_tenant_admin_role
 from .reconcile.webhook_objects import (
@@ -80,6 +81,13 @@ def render_chart_files() -> dict[str, str]:
     ]
     files["templates/generated/admission-policies.yaml"] = dump(policies)
     files["templates/generated/webhooks.yaml"] = dump(construct_chart_webhooks())
+    # Rendered only where the cluster serves MutatingAdmissionPolicy v1 (1.36+); elsewhere the
+    # operator's webhook places pods.
+    files["templates/generated/placement-mutation.yaml"] = (
+        f"{{{{- if .Capabilities.APIVersions.Has \"{MAP_API}/MutatingAdmissionPolicy\" }}}}\n"
+        + dump(construct_placement_mutation())
+        + "{{- end }}\n"
+    )
     files["templates/generated/tenant-admin-role.yaml"] = dump([construct_tenant_admin_role()])
     return files
 
