@@ -166,10 +166,11 @@ def attempt(r: Range, admin: Kube, attack: Attack, suffix: str) -> Outcome:
 
 
 def passes(attack: Attack, outcome: Outcome, *, operator_running: bool) -> bool:
-    """Stopped with the expected rule; while the operator runs a pod it gave placement counts as
-    stopped too; while it is stopped a webhook's fail-closed refusal does."""
+    """Stopped with the expected rule; a pod admission placed (the operator's webhook, or
+    kube-apiserver's MutatingAdmissionPolicy with the operator down) counts as stopped too when
+    the oracle finds it confined; while the operator is down a webhook's fail-closed refusal does."""
     if outcome.verdict == "confined":
-        return operator_running
+        return True
     if outcome.verdict != "refused":
         return False
     if any(marker_found(rule, outcome.message) for rule in (attack.rule, *attack.alternatives)):
