@@ -32,7 +32,9 @@ def test_each_factory_binds_every_policy_to_its_own_tenant_namespaces_with_itsel
             "matchLabels": {"aifactory.dev/factory": "de-1"}
         }
         assert spec["validationActions"] == ["Deny"]
-        assert binding["metadata"]["ownerReferences"][0]["kind"] == "AIFactory"
+        # No owner: the bindings outlive the factory while a namespace carries its label, and the
+        # empty list makes server-side apply drop the owner reference earlier versions set.
+        assert binding["metadata"]["ownerReferences"] == []
 
 
 def test_every_policy_fails_closed_and_judges_only_changes_of_what_runs():

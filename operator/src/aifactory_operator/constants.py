@@ -43,6 +43,10 @@ ANNOTATION_DIGEST = f"{GROUP}/digest"
 ANNOTATION_CREATED = f"{GROUP}/created-by-operator"
 # Set on objects kept after their spec entry went away, saying why.
 ANNOTATION_RETAINED = f"{GROUP}/retained"
+# Set on a tenant namespace once the operator has proved its factory's admission policies refuse
+# what they must there; until then (and again once the namespace is orphaned) the lifecycle guard
+# refuses every tenant write in it.
+LABEL_ENFORCED = f"{GROUP}/enforced"
 # Taints the operator added to an adopted (static) node, so that releasing it removes only those.
 ANNOTATION_OWNED_TAINTS = f"{GROUP}/owned-taints"
 

@@ -18,7 +18,7 @@ from ..constants import (
 )
 from ..policy import airgap, host_escape, locality
 from ..policy.podspec import CONTAINER_LISTS
-from .ownership import construct_owner_reference, managed_labels
+from .ownership import managed_labels
 from .webhook_objects import SPEC_CHANGED
 
 Obj = dict[str, Any]
@@ -336,7 +336,13 @@ RETIRED_POLICY_NAMES = ["aifactory-trainingjobs", "aifactory-modelendpoints"]
 
 
 def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
-    """One binding per policy: this factory's tenant namespaces, checked against this factory."""
+    """One binding per policy: this factory's tenant namespaces, checked against this factory.
+
+    The bindings outlive the factory: with it gone, `parameterNotFoundAction: Deny` refuses every
+    matched write in a namespace it kept, where garbage collection would have left that namespace
+    unguarded. They are deleted once no namespace carries the factory's label, and a new factory of
+    the same name adopts them. The empty ownerReferences makes server-side apply remove the one that
+    earlier versions set (it is ours alone)."""
     return [
         {
             "apiVersion": VAP_API,
@@ -344,7 +350,7 @@ def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
             "metadata": {
                 "name": f"{policy}.{factory.name}",
                 "labels": managed_labels(**{LABEL_FACTORY: factory.name}),
-                "ownerReferences": [construct_owner_reference(factory)],
+                "ownerReferences": [],
             },
             "spec": {
                 "policyName": policy,
