@@ -39,7 +39,10 @@ def unlocked(objects: list[dict]) -> FactoryObservation:
     tenant namespaces (`aifactory.dev/enforced=true`)."""
     observed = stored(objects)
     for namespace in observed.namespaces.values():
-        namespace["metadata"]["labels"] = {**namespace["metadata"]["labels"], "aifactory.dev/enforced": "true"}
+        namespace["metadata"]["labels"] = {
+            **namespace["metadata"]["labels"],
+            "aifactory.dev/enforced": "true",
+        }
     return observed
 
 
@@ -149,7 +152,7 @@ def test_a_removed_tenant_with_data_keeps_its_namespace_and_says_why():
     # Kept, and locked: no longer enforced, so the lifecycle guard refuses tenant writes there.
     assert plan.patch[0][1] == {
         "metadata": {
-            "labels": {"aifactory.dev/enforced": None},
+            "labels": {"aifactory.dev/enforced": "false"},
             "annotations": {"aifactory.dev/retained": "holds Dataset research/corpus"},
         }
     }

@@ -11,6 +11,7 @@ import kopf
 from ..constants import (
     ANNOTATION_MODEL_DIGEST,
     GROUP,
+    LABEL_FACTORY,
     LABEL_MODELENDPOINT,
     LABEL_TRAININGJOB,
     VERSION,
@@ -85,9 +86,7 @@ async def pods_by_node(
 
 
 @kopf.index(GROUP, VERSION, "modelendpoints")
-async def modelendpoints_by_namespace(
-    namespace: str, body: kopf.Body, **_: Any
-) -> dict[str, dict[str, Any]]:
+async def modelendpoints_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every ModelEndpoint, whole, by namespace: served from the same loop as training."""
     return {namespace: lean(body)}
 
@@ -115,9 +114,7 @@ async def deployments_by_endpoint(
 
 
 @kopf.index(GROUP, VERSION, "trainingjobs")
-async def trainingjobs_by_namespace(
-    namespace: str, body: kopf.Body, **_: Any
-) -> dict[str, dict[str, Any]]:
+async def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every TrainingJob, whole, by namespace: the admission loop's queue."""
     return {namespace: lean(body)}
 
@@ -167,3 +164,9 @@ async def factories_by_tenant_namespace(
     """Each tenant namespace's factory, whole: the webhook reads tenants and pools from it."""
     factory = dict(body)
     return {ns: factory for tenant in spec.get("tenants") or [] for ns in tenant.get("namespaces") or []}
+
+
+@kopf.index("v1", "namespaces", labels={LABEL_FACTORY: kopf.PRESENT})
+async def factory_label_by_namespace(name: str, labels: kopf.Labels, **_: Any) -> dict[str, str]:
+    """Which factory each labelled namespace names: the webhook locks one no factory lists."""
+    return {name: str(labels[LABEL_FACTORY])}

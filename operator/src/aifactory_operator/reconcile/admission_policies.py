@@ -12,6 +12,7 @@ from typing import Any
 from ..api.v1alpha1.aifactory import AIFactory
 from ..constants import (
     API_VERSION,
+    LABEL_ENFORCED,
     LABEL_FACTORY,
     LABEL_JURISDICTION,
     LABEL_REGION,
@@ -356,7 +357,15 @@ def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
                 "policyName": policy,
                 "paramRef": {"name": factory.name, "parameterNotFoundAction": "Deny"},
                 "validationActions": ["Deny"],
-                "matchResources": {"namespaceSelector": {"matchLabels": {LABEL_FACTORY: factory.name}}},
+                "matchResources": {
+                    "namespaceSelector": {
+                        "matchLabels": {LABEL_FACTORY: factory.name},
+                        # A locked namespace is the lifecycle guard's alone (see reconcile/enforcement.py).
+                        "matchExpressions": [
+                            {"key": LABEL_ENFORCED, "operator": "NotIn", "values": ["false"]}
+                        ],
+                    }
+                },
             },
         }
         for policy in FACTORY_POLICY_NAMES

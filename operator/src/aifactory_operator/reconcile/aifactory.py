@@ -12,7 +12,7 @@ from ..constants import ANNOTATION_CREATED, ANNOTATION_RETAINED, LABEL_ENFORCED,
 from .admission_policies import construct_factory_bindings
 from .conditions import Outcome
 from .diff import is_satisfied, object_key
-from .enforcement import is_enforced, lock_patch, plan_orphan_sweep
+from .enforcement import is_enforced, is_locked, lock_patch, plan_orphan_sweep, reopen_patch
 from .nodepools import (
     Node,
     PodOnNode,
@@ -110,6 +110,9 @@ def plan_factory(factory: AIFactory, observed: FactoryObservation) -> FactoryPla
     for pool in pools:
         pool.draining = sorted(nodes.draining.get(pool.name, []))
     enforce = unenforced_namespaces(factory, observed)
+    patches += [
+        (Ref("v1", "Namespace", n), reopen_patch()) for n in enforce if is_locked(observed.namespaces.get(n))
+    ]
     outcome = judge_enforcement(judge_pools(pools), enforce)
     status = AIFactoryStatus(
         observed_generation=factory.generation,
@@ -185,7 +188,7 @@ def prune(
             reason = "holds Dataset " + ", ".join(f"{name}/{d}" for d in sorted(datasets))
             retained.append(RetainedObject(kind="Namespace", name=name, reason=reason))
             kept.add(name)
-            if _annotation(namespace, ANNOTATION_RETAINED) != reason or is_enforced(namespace):
+            if _annotation(namespace, ANNOTATION_RETAINED) != reason or not is_locked(namespace):
                 patches.append((Ref.of(namespace), lock_patch(reason)))
         elif _annotation(namespace, ANNOTATION_CREATED) == "true":
             deletes.append(Ref.of(namespace))

@@ -10,7 +10,7 @@ namespace (and lets the tenant's RoleBindings be applied).
 
 from typing import Any
 
-from ..constants import ANNOTATION_RETAINED, LABEL_ENFORCED, LABEL_FACTORY, LABEL_REGION
+from ..constants import ANNOTATION_RETAINED, ENFORCED, LABEL_ENFORCED, LABEL_FACTORY, LABEL_REGION, LOCKED
 from .admission_policies import FACTORY_POLICY_NAMES
 from .podsecurity import restricted_container_security, restricted_pod_security
 
@@ -21,9 +21,18 @@ PROBE_NAME = "aifactory-enforcement-probe"
 PROBE_REGION = "aifactory-enforcement-probe"
 
 
+def door_of(namespace: Obj | None) -> str | None:
+    return (((namespace or {}).get("metadata") or {}).get("labels") or {}).get(LABEL_ENFORCED)
+
+
 def is_enforced(namespace: Obj | None) -> bool:
-    labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(LABEL_ENFORCED) == "true"
+    return door_of(namespace) == ENFORCED
+
+
+def is_locked(namespace: Obj | None) -> bool:
+    """Locked after its factory let go of it: the factory's bindings no longer match it (so the
+    lifecycle guard's refusal, which names the factory and the fix, is the one a tenant reads)."""
+    return door_of(namespace) == LOCKED
 
 
 def construct_enforcement_probe(namespace: str) -> Obj:
@@ -62,13 +71,19 @@ def is_refused_by_factory(refusal: str | None, factory: str) -> bool:
 
 def enforce_patch() -> Obj:
     """Unlocks a namespace (and clears a retention mark left by an earlier factory of this name)."""
-    return {"metadata": {"labels": {LABEL_ENFORCED: "true"}, "annotations": {ANNOTATION_RETAINED: None}}}
+    return {"metadata": {"labels": {LABEL_ENFORCED: ENFORCED}, "annotations": {ANNOTATION_RETAINED: None}}}
+
+
+def reopen_patch() -> Obj:
+    """A locked namespace a factory lists again goes back to "not yet": the factory's bindings match
+    it again, so that the probe can prove them in force before it is unlocked."""
+    return {"metadata": {"labels": {LABEL_ENFORCED: None}}}
 
 
 def lock_patch(reason: str) -> Obj:
     """Locks a namespace kept after its factory let go of it: the lifecycle guard refuses every
     tenant write there, naming the factory, until a factory of that name lists it again."""
-    return {"metadata": {"labels": {LABEL_ENFORCED: None}, "annotations": {ANNOTATION_RETAINED: reason}}}
+    return {"metadata": {"labels": {LABEL_ENFORCED: LOCKED}, "annotations": {ANNOTATION_RETAINED: reason}}}
 
 
 def factory_of(namespace: Obj) -> str | None:
@@ -83,17 +98,14 @@ def plan_orphan_sweep(
     namespaces: dict[str, Obj], bindings: list[Obj], factories: set[str]
 ) -> tuple[list[Obj], list[tuple[str, Obj]]]:
     """Bindings of factories that are gone and hold no namespace any more (to delete), and
-    namespaces labelled for a factory that is gone but not yet locked (a factory whose finalizer
-    was removed by hand): the lock they need. Terminating namespaces admit no new objects, so they
-    hold nothing open."""
+    namespaces still unlocked for a factory that is gone (its finalizer was removed by hand): the
+    lock they need. A namespace never unlocked is locked already; a terminating one admits no new
+    objects, so it holds nothing open."""
     held = {factory_of(ns) for ns in namespaces.values() if not is_terminating(ns)}
     stale = [b for b in bindings if (owner := factory_of(b)) and owner not in factories and owner not in held]
     locks = [
         (name, lock_patch(f"AIFactory '{owner}' no longer exists"))
         for name, ns in sorted(namespaces.items())
-        if (owner := factory_of(ns))
-        and owner not in factories
-        and not is_terminating(ns)
-        and (is_enforced(ns) or ANNOTATION_RETAINED not in (ns["metadata"].get("annotations") or {}))
+        if (owner := factory_of(ns)) and owner not in factories and not is_terminating(ns) and is_enforced(ns)
     ]
     return stale, locks

@@ -6,12 +6,12 @@ the audit log. They stand whether or not a factory exists, and while the operato
 from typing import Any
 
 from ..constants import (
-    ANNOTATION_RETAINED,
     GROUP,
     LABEL_AUDIT_LOG,
     LABEL_ENFORCED,
     LABEL_FACTORY,
     LABEL_MANAGED_BY,
+    LOCKED,
     MANAGED_BY,
     OPERATOR_NAMESPACE,
     VERSION,
@@ -87,13 +87,13 @@ def guard_binding(policy: str, match: Obj) -> Obj:
 def construct_lifecycle_guard(not_privileged: Obj) -> list[Obj]:
     """Locks a namespace labelled with a factory until the operator has proved the factory's
     policies in force there (`aifactory.dev/enforced=true`), and again once the factory is gone or
-    let go of it (the operator then removes `enforced` and marks it retained): the policy
+    let go of it (the operator then sets `enforced=false` and says why in an annotation): the policy
     informers of kube-apiserver lag behind a new binding, and a namespace whose factory is gone has
     no rules left to be judged by."""
     labels = "namespaceObject.metadata.?labels.orValue({})"
     factory = f"{labels}[{quote(LABEL_FACTORY)}]"
     namespace = "namespaceObject.metadata.name"
-    orphaned = f"{quote(ANNOTATION_RETAINED)} in namespaceObject.metadata.?annotations.orValue({{}})"
+    orphaned = f"{labels}[?{quote(LABEL_ENFORCED)}].orValue('') == {quote(LOCKED)}"
     policy = guard_policy(
         "aifactory-lifecycle-guard",
         TENANT_WRITES,
