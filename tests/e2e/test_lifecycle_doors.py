@@ -129,9 +129,13 @@ def test_a_namespace_outliving_its_factory_is_locked_until_a_factory_of_that_nam
             assert "[lifecycle/orphaned-namespace]" in message and f"AIFactory '{name}'" in message, message
 
     assert_locked()
+    # A cluster admin passes the guard policies; the webhook, which judges Datasets, still refuses.
+    _, message = refusal(creating(kube, model_dataset(namespace, DIGEST, unique("admin"))))
+    assert "[lifecycle/orphaned-namespace]" in message and f"AIFactory '{name}'" in message, message
     operator.stop()
     try:
         assert_locked()
+        refusal(creating(kube, model_dataset(namespace, DIGEST, unique("admin"))))  # fails closed
     finally:
         operator.start()
 
@@ -253,4 +257,37 @@ def test_a_tenant_admin_cannot_change_what_the_operator_renders_while_the_operat
             == 3
         ),
         "the operator to update its HPA",
+    )
+
+
+def test_bindings_an_earlier_version_gave_an_owner_lose_it_at_the_next_reconcile(kube, doors):
+    """Earlier versions set an ownerReference to the factory (so deleting it garbage-collected the
+    bindings); server-side apply with our field manager removes what we no longer send."""
+    name = doors["factory"]
+    factory = kube.get(API_VERSION, "AIFactory", name)
+    owner = {
+        "apiVersion": API_VERSION,
+        "kind": "AIFactory",
+        "name": name,
+        "uid": factory["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    old = kube.get(*VAPB, f"aifactory-pods.{name}")
+    kube.apply(
+        {
+            "apiVersion": VAPB[0],
+            "kind": VAPB[1],
+            "metadata": {
+                "name": old["metadata"]["name"],
+                "labels": old["metadata"]["labels"],
+                "ownerReferences": [owner],
+            },
+            "spec": old["spec"],
+        }
+    )
+    assert kube.get(*VAPB, f"aifactory-pods.{name}")["metadata"]["ownerReferences"][0]["uid"] == owner["uid"]
+    wait_for(
+        lambda: not kube.get(*VAPB, f"aifactory-pods.{name}")["metadata"].get("ownerReferences"),
+        "the operator's next reconcile to drop the owner reference",
     )

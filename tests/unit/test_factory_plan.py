@@ -1,5 +1,7 @@
 """The factory plan: tenants, storage, pruning that never loses data, and idempotence."""
 
+from dataclasses import replace
+
 from aifactory_operator.api.v1alpha1 import Dataset
 from aifactory_operator.reconcile.aifactory import FactoryObservation, plan_factory, plan_factory_deletion
 from aifactory_operator.reconcile.datasets import plan_dataset
@@ -7,6 +9,7 @@ from aifactory_operator.reconcile.diff import is_satisfied
 from aifactory_operator.reconcile.storage import construct_storage_class
 from builders import make_factory, make_tenant
 
+ENFORCED = "aifactory.dev/enforced"
 TENANT = make_tenant(
     "research",
     namespaces=["research"],
@@ -38,12 +41,11 @@ def unlocked(objects: list[dict]) -> FactoryObservation:
     """What the API server holds once the operator proved the policies in force and unlocked the
     tenant namespaces (`aifactory.dev/enforced=true`)."""
     observed = stored(objects)
-    for namespace in observed.namespaces.values():
-        namespace["metadata"]["labels"] = {
-            **namespace["metadata"]["labels"],
-            "aifactory.dev/enforced": "true",
-        }
-    return observed
+    namespaces = {
+        name: {**ns, "metadata": {**ns["metadata"], "labels": {**ns["metadata"]["labels"], ENFORCED: "true"}}}
+        for name, ns in observed.namespaces.items()
+    }
+    return replace(observed, namespaces=namespaces)
 
 
 def settled(factory, observed: FactoryObservation | None = None) -> list[dict]:
