@@ -44,8 +44,9 @@ OPERATOR_KINDS = [
     rule("autoscaling", "v2", ["horizontalpodautoscalers"], ["UPDATE", "DELETE"]),
     rule("policy", "v1", ["poddisruptionbudgets"], ["UPDATE", "DELETE"]),
 ]
+# A pod carrying the label is the workload controllers' copy of one of our templates, or a spoof.
 SPOOFABLE_KINDS = [
-    rule("", "v1", ["services", "persistentvolumeclaims", "configmaps"], ["CREATE"]),
+    rule("", "v1", ["pods", "services", "persistentvolumeclaims", "configmaps"], ["CREATE"]),
     rule("", "v1", ["resourcequotas", "limitranges"], ["CREATE"]),
     rule("apps", "v1", ["deployments"], ["CREATE"]),
     rule("batch", "v1", ["jobs"], ["CREATE"]),

@@ -163,7 +163,7 @@ def test_the_operator_objects_guard_matches_on_the_old_or_new_label_and_refuses_
     }
     for kind in ("deployments", "jobs", "services", "horizontalpodautoscalers", "poddisruptionbudgets"):
         assert {(kind, "UPDATE"), (kind, "DELETE"), (kind, "CREATE")} <= operations
-    assert {("rolebindings", "CREATE"), ("networkpolicies", "CREATE"), ("configmaps", "CREATE")} <= operations
+    assert {("rolebindings", "CREATE"), ("networkpolicies", "CREATE"), ("pods", "CREATE")} <= operations
     assert bound["spec"]["matchResources"]["objectSelector"] == {
         "matchLabels": {"app.kubernetes.io/managed-by": "aifactory-operator"}
     }
@@ -183,3 +183,14 @@ def test_the_tenant_cannot_unlock_its_own_namespace():
     [check] = policy["spec"]["validations"]
     # Every protected key of the new labels must have been in the old ones: adding enforced=true fails.
     assert ".all(k, k in oldObject.metadata.?labels.orValue({}))" in check["expression"]
+
+
+def test_the_webhook_locks_a_labelled_namespace_no_factory_lists():
+    from aifactory_operator.handlers.webhook import check_own_kind
+
+    dataset = {"apiVersion": "aifactory.dev/v1alpha1", "kind": "Dataset", "spec": {"jurisdiction": "DE"}}
+    indexes = {"factories_by_tenant_namespace": {}, "factory_label_by_namespace": {"kept": ["de-1"]}}
+    [violation] = check_own_kind(dataset, "kept", indexes)
+    assert violation.rule == "lifecycle/orphaned-namespace" and "AIFactory 'de-1'" in violation.message
+    [unknown] = check_own_kind(dataset, "unseen", indexes)
+    assert "AIFactory '(unknown)'" in unknown.message
