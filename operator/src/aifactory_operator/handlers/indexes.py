@@ -86,7 +86,9 @@ async def pods_by_node(
 
 
 @kopf.index(GROUP, VERSION, "modelendpoints")
-async def modelendpoints_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def modelendpoints_by_namespace(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[str, dict[str, Any]]:
     """Every ModelEndpoint, whole, by namespace: served from the same loop as training."""
     return {namespace: lean(body)}
 
@@ -114,7 +116,9 @@ async def deployments_by_endpoint(
 
 
 @kopf.index(GROUP, VERSION, "trainingjobs")
-async def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def trainingjobs_by_namespace(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[str, dict[str, Any]]:
     """Every TrainingJob, whole, by namespace: the admission loop's queue."""
     return {namespace: lean(body)}
 

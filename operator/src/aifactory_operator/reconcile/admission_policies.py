@@ -16,6 +16,7 @@ from ..constants import (
     LABEL_FACTORY,
     LABEL_JURISDICTION,
     LABEL_REGION,
+    LOCKED,
 )
 from ..policy import airgap, host_escape, locality
 from ..policy.podspec import CONTAINER_LISTS
@@ -339,11 +340,12 @@ RETIRED_POLICY_NAMES = ["aifactory-trainingjobs", "aifactory-modelendpoints"]
 def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
     """One binding per policy: this factory's tenant namespaces, checked against this factory.
 
-    The bindings outlive the factory: with it gone, `parameterNotFoundAction: Deny` refuses every
-    matched write in a namespace it kept, where garbage collection would have left that namespace
-    unguarded. They are deleted once no namespace carries the factory's label, and a new factory of
-    the same name adopts them. The empty ownerReferences makes server-side apply remove the one that
-    earlier versions set (it is ours alone)."""
+    The bindings outlive the factory, where garbage collection would have left the namespaces it
+    kept unguarded: the operator locks those (`enforced=false`, the lifecycle guard's alone), and
+    in one still unlocked (a finalizer removed by hand) `parameterNotFoundAction: Deny` refuses
+    every matched write. They are deleted once no namespace carries the factory's label, and a new
+    factory of the same name adopts them. The empty ownerReferences makes server-side apply remove
+    the one earlier versions set (it is ours alone)."""
     return [
         {
             "apiVersion": VAP_API,
@@ -362,7 +364,7 @@ def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
                         "matchLabels": {LABEL_FACTORY: factory.name},
                         # A locked namespace is the lifecycle guard's alone (see reconcile/enforcement.py).
                         "matchExpressions": [
-                            {"key": LABEL_ENFORCED, "operator": "NotIn", "values": ["false"]}
+                            {"key": LABEL_ENFORCED, "operator": "NotIn", "values": [LOCKED]}
                         ],
                     }
                 },

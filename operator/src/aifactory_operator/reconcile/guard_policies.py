@@ -6,6 +6,7 @@ the audit log. They stand whether or not a factory exists, and while the operato
 from typing import Any
 
 from ..constants import (
+    ENFORCED,
     GROUP,
     LABEL_AUDIT_LOG,
     LABEL_ENFORCED,
@@ -58,13 +59,15 @@ SPOOFABLE_KINDS = [
 
 
 def is_privileged(exempt_users: list[str]) -> str:
-    """CEL: the request comes from the operator, a cluster admin or a kube-system controller (which
-    must be able to clean up a namespace being deleted)."""
+    """CEL: the request comes from the operator, a cluster admin, a kube-system controller (which
+    must be able to clean up a namespace being deleted) or kube-scheduler (which marks the node it
+    chose on a WaitForFirstConsumer claim, one the operator renders for a Dataset)."""
     users = " || ".join(f"request.userInfo.username == {quote(u)}" for u in exempt_users) or "false"
     return (
         "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g == 'system:masters'))"
         f" || {users} || request.userInfo.username.startsWith('system:serviceaccount:kube-system:')"
         " || request.userInfo.username == 'system:kube-controller-manager'"
+        " || request.userInfo.username == 'system:kube-scheduler'"
     )
 
 
@@ -120,7 +123,7 @@ def construct_lifecycle_guard(not_privileged: Obj) -> list[Obj]:
         "namespaceSelector": {
             "matchExpressions": [
                 {"key": LABEL_FACTORY, "operator": "Exists"},
-                {"key": LABEL_ENFORCED, "operator": "NotIn", "values": ["true"]},
+                {"key": LABEL_ENFORCED, "operator": "NotIn", "values": [ENFORCED]},
             ]
         }
     }
