@@ -36,6 +36,17 @@ def refusal(call: Callable[[], Any]) -> tuple[int, str]:
         return refused.value.status, str(body)
 
 
+def dry_run_refusal(client: Kube, obj: dict) -> str | None:
+    """The API server's refusal of a server-side dry-run create, None if it would admit it."""
+    try:
+        client.resource(obj["apiVersion"], obj["kind"]).create(
+            body=obj, namespace=obj["metadata"]["namespace"], dry_run="All"
+        )
+    except ApiException as error:
+        return str(error.body)
+    return None
+
+
 def creating(client: Kube, obj: dict) -> Callable[[], Any]:
     meta = obj["metadata"]
     return lambda: client.resource(obj["apiVersion"], obj["kind"]).create(
@@ -82,6 +93,33 @@ def tenant(kubeconfig) -> Kube:
 
 
 @pytest.fixture
+def relabeller(kube, kubeconfig) -> Iterator[Kube]:
+    """A user allowed (by mistake) to patch namespaces: RBAC alone would let them unlock one."""
+    role = unique("relabel")
+    rules = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"]}]
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": role},
+            "rules": rules,
+        }
+    )
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "rex"}],
+        }
+    )
+    yield impersonating(kubeconfig, "rex", "system:authenticated")
+    kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", role)
+    kube.delete("rbac.authorization.k8s.io/v1", "ClusterRole", role)
+
+
+@pytest.fixture
 def doors(kube, operator) -> Iterator[dict[str, str]]:
     """A Ready factory with one tenant namespace holding a model Dataset; torn down afterwards."""
     name, namespace = unique("doors"), unique("doors-ns")
@@ -119,6 +157,8 @@ def test_a_namespace_outliving_its_factory_is_locked_until_a_factory_of_that_nam
     assert all(kube.get(*VAPB, f"{policy}.{name}") for policy in FACTORY_POLICY_NAMES), "bindings kept"
 
     def assert_locked() -> None:
+        probe = make_restricted_pod(unique("probe"), namespace)
+        wait_for(lambda: "orphaned" in (dry_run_refusal(tenant, probe) or ""), "the lock in force")
         for obj in (
             make_restricted_pod(unique("pod"), namespace),
             make_service(unique("svc"), namespace),
@@ -146,7 +186,9 @@ def test_a_namespace_outliving_its_factory_is_locked_until_a_factory_of_that_nam
     wait_for(lambda: admitted_eventually(tenant, pod), "the tenant's pod admitted after adoption")
 
 
-def test_a_namespace_labelled_for_a_factory_but_not_enforced_refuses_tenant_writes(kube, operator, tenant):
+def test_a_namespace_labelled_for_a_factory_but_not_enforced_refuses_tenant_writes(
+    kube, operator, tenant, relabeller
+):
     """The window between a namespace's first write and the proof that its policies are in force,
     held open: the namespace names a factory that does not exist (yet), so nobody unlocks it."""
     namespace, factory = unique("unproved"), unique("not-yet")
@@ -158,26 +200,34 @@ def test_a_namespace_labelled_for_a_factory_but_not_enforced_refuses_tenant_writ
         }
     )
     try:
+        rules = [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["create"]}]
+        role = {"name": "writer", "namespace": namespace}
+        kube.apply(
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": role, "rules": rules}
+        )
         kube.apply(
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding",
                 "metadata": {"name": "doors-admins", "namespace": namespace},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "aifactory-tenant-admin",
-                },
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "writer"},
                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ADMINS}],
             }
         )
+        # RBAC and the guard (just applied if the operator just started) take a moment to be in force.
+        probe = make_restricted_pod("probe", namespace)
+        wait_for(lambda: "lifecycle" in (dry_run_refusal(tenant, probe) or ""), "the lifecycle guard")
         for obj in (make_restricted_pod("early", namespace), make_service("early", namespace)):
-            _, message = wait_for(
-                lambda obj=obj: (r := refusal(creating(tenant, obj))) and "lifecycle" in r[1] and r,
-                "the lifecycle guard's refusal",
-            )
+            _, message = refusal(creating(tenant, obj))
             assert "[lifecycle/not-yet-enforced]" in message, message
             assert f"AIFactory '{factory}'" in message and namespace in message, message
+        # Nor can someone granted namespace edits by mistake unlock it: the label is the operator's.
+        _, message = refusal(
+            lambda: relabeller.patch(
+                "v1", "Namespace", namespace, {"metadata": {"labels": {LABEL_ENFORCED: "true"}}}
+            )
+        )
+        assert "[guard-rail/namespace-labels]" in message, message
     finally:
         kube.delete("v1", "Namespace", namespace)
 
