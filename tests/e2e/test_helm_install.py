@@ -34,7 +34,13 @@ SHARED = [
     *(
         (API, kind, n)
         for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
-        for n in ("aifactory-namespace-guard", "aifactory-tenant-objects-guard", "aifactory-audit-log-guard")
+        for n in (
+            "aifactory-namespace-guard",
+            "aifactory-tenant-objects-guard",
+            "aifactory-audit-log-guard",
+            "aifactory-lifecycle-guard",
+            "aifactory-operator-objects-guard",
+        )
     ),
     (API, "ValidatingWebhookConfiguration", "aifactory-sovereignty"),
     (API, "MutatingWebhookConfiguration", "aifactory-refusal-audit"),
@@ -124,10 +130,12 @@ def test_the_chart_installs_upgrades_and_uninstalls_cleanly(kube, kubectl, kubec
     )
     # --wait returns once three new pods are ready; the old one may still be on its way out.
     wait_for(
-        lambda: (kube.get("apps/v1", "Deployment", "aifactory-operator", namespace) or {})
-        .get("status", {})
-        .get("availableReplicas")
-        == 3,
+        lambda: (
+            (kube.get("apps/v1", "Deployment", "aifactory-operator", namespace) or {})
+            .get("status", {})
+            .get("availableReplicas")
+            == 3
+        ),
         "three available replicas after the rollout",
     )
     assert kube.get("kopf.dev/v1", "ClusterKopfPeering", "aifactory-operator") is not None

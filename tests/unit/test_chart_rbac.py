@@ -29,7 +29,8 @@ CLUSTER_ALLOWED = {
     ("networking.k8s.io", "networkpolicies", None): FULL,
     ("rbac.authorization.k8s.io", "rolebindings", None): FULL,
     ("rbac.authorization.k8s.io", "clusterroles", ("aifactory-tenant-admin",)): ("get", "bind"),
-    ("", "pods", None): ("get", "list", "watch"),
+    # create: only as a server-side dry run, the probe that proves a namespace's policies in force.
+    ("", "pods", None): ("get", "list", "watch", "create"),
     ("", "events", None): ("create", "patch"),
     ("batch", "jobs", None): FULL,
     ("apps", "deployments", None): FULL,

@@ -1,5 +1,7 @@
 """The factory plan: tenants, storage, pruning that never loses data, and idempotence."""
 
+from dataclasses import replace
+
 from aifactory_operator.api.v1alpha1 import Dataset
 from aifactory_operator.reconcile.aifactory import FactoryObservation, plan_factory, plan_factory_deletion
 from aifactory_operator.reconcile.datasets import plan_dataset
@@ -7,6 +9,7 @@ from aifactory_operator.reconcile.diff import is_satisfied
 from aifactory_operator.reconcile.storage import construct_storage_class
 from builders import make_factory, make_tenant
 
+ENFORCED = "aifactory.dev/enforced"
 TENANT = make_tenant(
     "research",
     namespaces=["research"],
@@ -34,7 +37,24 @@ def stored(objects: list[dict]) -> FactoryObservation:
     )
 
 
-def test_a_new_factory_creates_nodes_namespaces_and_guard_rails():
+def unlocked(objects: list[dict]) -> FactoryObservation:
+    """What the API server holds once the operator proved the policies in force and unlocked the
+    tenant namespaces (`aifactory.dev/enforced=true`)."""
+    observed = stored(objects)
+    namespaces = {
+        name: {**ns, "metadata": {**ns["metadata"], "labels": {**ns["metadata"]["labels"], ENFORCED: "true"}}}
+        for name, ns in observed.namespaces.items()
+    }
+    return replace(observed, namespaces=namespaces)
+
+
+def settled(factory, observed: FactoryObservation | None = None) -> list[dict]:
+    """Everything the factory's reconciles apply: before and after its namespaces are unlocked."""
+    first = plan_factory(factory, observed or FactoryObservation())
+    return [*first.apply, *plan_factory(factory, unlocked(first.apply)).apply]
+
+
+def test_a_new_factory_creates_nodes_namespaces_and_guard_rails_but_no_tenant_rights_yet():
     plan = plan_factory(make_factory(tenants=[TENANT]), FactoryObservation())
     kinds = sorted({o["kind"] for o in plan.apply})
     assert kinds == [
@@ -44,18 +64,27 @@ def test_a_new_factory_creates_nodes_namespaces_and_guard_rails():
         "NetworkPolicy",
         "Node",
         "ResourceQuota",
-        "RoleBinding",
         "ValidatingAdmissionPolicyBinding",
     ]
     [namespace] = by_kind(plan.apply, "Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert namespace["metadata"]["labels"]["aifactory.dev/clearance"] == "internal"
+    assert namespace["metadata"]["labels"]["aifactory.dev/factory"] == "de-1"
+    assert "aifactory.dev/enforced" not in namespace["metadata"]["labels"]
     assert namespace["metadata"]["annotations"] == {"aifactory.dev/created-by-operator": "true"}
     [quota] = by_kind(plan.apply, "ResourceQuota")
     assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "16"}
+    assert plan.enforce == ["research"]
+
+
+def test_the_tenant_admins_are_bound_only_once_the_namespace_is_unlocked():
+    factory = make_factory(tenants=[TENANT])
+    first = plan_factory(factory, FactoryObservation())
+    plan = plan_factory(factory, unlocked(first.apply))
     [binding] = by_kind(plan.apply, "RoleBinding")
     assert binding["subjects"][0]["name"] == "research-admins"
     assert binding["roleRef"]["name"] == "aifactory-tenant-admin"
+    assert plan.enforce == []
 
 
 def test_an_air_gapped_tenant_may_reach_only_dns_itself_and_allowed_egress():
@@ -103,8 +132,7 @@ def test_the_tenant_admin_role_cannot_touch_quota_network_policy_or_bindings():
 
 def test_reconciling_what_is_already_there_writes_nothing():
     factory = make_factory(tenants=[TENANT])
-    first = plan_factory(factory, FactoryObservation())
-    second = plan_factory(factory, stored(first.apply))
+    second = plan_factory(factory, unlocked(settled(factory)))
     assert second.writes == 0, [o["metadata"]["name"] for o in second.apply]
 
 
@@ -116,16 +144,19 @@ def test_an_existing_namespace_is_adopted_not_marked_as_created():
 
 
 def test_a_removed_tenant_with_data_keeps_its_namespace_and_says_why():
-    with_tenant = plan_factory(make_factory(tenants=[TENANT]), FactoryObservation())
-    observed = stored(with_tenant.apply)
+    observed = unlocked(settled(make_factory(tenants=[TENANT])))
     observed = FactoryObservation(**{**observed.__dict__, "datasets": {"research": ["corpus"]}})
     plan = plan_factory(make_factory(tenants=[]), observed)
     assert plan.delete == []
     assert plan.status["retained"] == [
         {"kind": "Namespace", "name": "research", "reason": "holds Dataset research/corpus"}
     ]
+    # Kept, and locked: no longer enforced, so the lifecycle guard refuses tenant writes there.
     assert plan.patch[0][1] == {
-        "metadata": {"annotations": {"aifactory.dev/retained": "holds Dataset research/corpus"}}
+        "metadata": {
+            "labels": {"aifactory.dev/enforced": "false"},
+            "annotations": {"aifactory.dev/retained": "holds Dataset research/corpus"},
+        }
     }
 
 
@@ -137,10 +168,8 @@ def test_a_removed_tenant_without_data_loses_the_namespace_we_created():
 
 def test_a_removed_tenant_in_an_adopted_namespace_is_released_not_deleted():
     existing = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "research"}}
-    first = plan_factory(
-        make_factory(tenants=[TENANT]), FactoryObservation(namespaces={"research": existing})
-    )
-    plan = plan_factory(make_factory(tenants=[]), stored(first.apply))
+    objects = settled(make_factory(tenants=[TENANT]), FactoryObservation(namespaces={"research": existing}))
+    plan = plan_factory(make_factory(tenants=[]), unlocked(objects))
     assert ("Namespace", "research") not in [(r.kind, r.name) for r in plan.delete]
     assert {r.kind for r in plan.delete} == {"ResourceQuota", "LimitRange", "RoleBinding", "NetworkPolicy"}
     assert plan.patch[0][1]["metadata"]["labels"]["aifactory.dev/factory"] is None

@@ -43,6 +43,11 @@ ANNOTATION_DIGEST = f"{GROUP}/digest"
 ANNOTATION_CREATED = f"{GROUP}/created-by-operator"
 # Set on objects kept after their spec entry went away, saying why.
 ANNOTATION_RETAINED = f"{GROUP}/retained"
+# A tenant namespace's lifecycle door: absent until the operator has proved its factory's admission
+# policies in force there, "true" from then on, "false" once the factory is gone or let go of it.
+# The lifecycle guard refuses tenant writes unless it is "true".
+LABEL_ENFORCED = f"{GROUP}/enforced"
+ENFORCED, LOCKED = "true", "false"
 # Taints the operator added to an adopted (static) node, so that releasing it removes only those.
 ANNOTATION_OWNED_TAINTS = f"{GROUP}/owned-taints"
 

@@ -13,12 +13,15 @@ from ..kube.observe import (
     get_tenant_admin_role,
     list_children,
     list_datasets_by_namespace,
+    list_factory_bindings,
+    list_factory_names,
     list_namespaces,
     list_volumes,
 )
 from ..metrics import RECONCILES, forget_pools, publish_pools
 from ..reconcile.aifactory import FactoryObservation, FactoryPlan, plan_factory, plan_factory_deletion
 from ..reconcile.conditions import Outcome
+from ..reconcile.enforcement import construct_enforcement_probe, enforce_patch, is_refused_by_factory
 from ..reconcile.nodepools import Node, PodOnNode
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.validation import find_factory_problems
@@ -111,8 +114,18 @@ def reconcile_once(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list
     """Observe the children, plan, write what differs. Safe to run any number of times."""
     plan = plan_factory(factory, observe(kube, factory, nodes, pods))
     execute(kube, plan)
+    unlock_enforced(kube, factory, plan.enforce)
     RECONCILES.labels(kind="AIFactory", outcome=plan.outcome.state).inc()
     return plan
+
+
+def unlock_enforced(kube: Kube, factory: AIFactory, namespaces: list[str]) -> None:
+    """Unlocks each namespace where a pod the factory's policies must refuse is refused by one of
+    its bindings; the others stay locked, and the plan's Progressing outcome brings us back."""
+    for namespace in namespaces:
+        refusal = kube.dry_run_refusal(construct_enforcement_probe(namespace))
+        if is_refused_by_factory(refusal, factory.name):
+            kube.patch("v1", "Namespace", namespace, enforce_patch())
 
 
 def delete_once(kube: Kube, factory: AIFactory, nodes: list[Node]) -> FactoryPlan:
@@ -132,6 +145,8 @@ def observe(kube: Kube, factory: AIFactory, nodes: list[Node], pods: list[PodOnN
         cluster_role=get_tenant_admin_role(kube),
         volumes=list_volumes(kube, factory.name),
         manages_tenant_role=not INSTALLED_BY_HELM,
+        all_bindings=list_factory_bindings(kube),
+        factory_names=list_factory_names(kube),
     )
 
 

@@ -11,6 +11,7 @@ import kopf
 from ..constants import (
     ANNOTATION_MODEL_DIGEST,
     GROUP,
+    LABEL_FACTORY,
     LABEL_MODELENDPOINT,
     LABEL_TRAININGJOB,
     VERSION,
@@ -167,3 +168,9 @@ async def factories_by_tenant_namespace(
     """Each tenant namespace's factory, whole: the webhook reads tenants and pools from it."""
     factory = dict(body)
     return {ns: factory for tenant in spec.get("tenants") or [] for ns in tenant.get("namespaces") or []}
+
+
+@kopf.index("v1", "namespaces", labels={LABEL_FACTORY: kopf.PRESENT})
+async def factory_label_by_namespace(name: str, labels: kopf.Labels, **_: Any) -> dict[str, str]:
+    """Which factory each labelled namespace names: the webhook locks one no factory lists."""
+    return {name: str(labels[LABEL_FACTORY])}

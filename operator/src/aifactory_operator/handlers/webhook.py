@@ -13,6 +13,7 @@ from ..metrics import ADMISSION_SECONDS
 from ..policy.clearance import check_clearance
 from ..policy.data_use import DataUse, check_data_use, check_mounted_data, check_pool_use
 from ..policy.dataset_paths import check_canonical_path, check_tenant_subtree, declared_path, declared_paths
+from ..policy.lifecycle import check_namespace_owner
 from ..policy.locality import check_dataset_jurisdiction
 from ..policy.object_rules import check_object
 from ..policy.placement import place, scope_of
@@ -45,6 +46,13 @@ def tenant_of(namespace: str, index: kopf.Index[str, Obj]) -> tuple[AIFactory, T
     factory = _parsed[key]
     tenant = next((t for t in factory.spec.tenants if namespace in t.namespaces), None)
     return (factory, tenant) if tenant else None
+
+
+def orphaned(namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
+    """The webhook is called only in namespaces labelled with a factory; when no factory lists the
+    namespace (it was deleted, or let go of it), the namespace is locked, not left open."""
+    labels = list(kwargs["factory_label_by_namespace"].get(namespace, []))
+    return check_namespace_owner(namespace, labels[0] if labels else None, listed=False)
 
 
 def dataset_uses(namespace: str, index: kopf.Index[str, Obj]) -> dict[str, DataUse]:
@@ -106,7 +114,7 @@ def record_own_refusal(obj: Obj, error: ApiException, factory: AIFactory) -> Non
 def check_mounts(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
     context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
     if context is None:
-        return []
+        return orphaned(namespace, kwargs)
     factory, tenant = context
     uses = dataset_uses(namespace, kwargs["datasets_by_namespace"])
     return check_mounted_data(dict(body), factory, tenant, uses)
@@ -119,7 +127,7 @@ def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> l
     any order)."""
     context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
     if context is None:
-        return []
+        return orphaned(namespace, kwargs)
     factory, tenant = context
     spec, kind = body.get("spec") or {}, body.get("kind")
     levels = factory.spec.sovereignty.classification_levels

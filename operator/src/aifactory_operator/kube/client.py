@@ -107,6 +107,20 @@ class Kube:
         # List items come without apiVersion and kind; add them so items compare with desired objects.
         return [{"apiVersion": api_version, "kind": kind, **item} for item in result.to_dict()["items"]]
 
+    def dry_run_refusal(self, obj: Obj) -> str | None:
+        """Server-side dry-run create: None when the API server would admit `obj`, else its
+        refusal (admission runs in full on a dry run; nothing is stored)."""
+        try:
+            self.resource(obj["apiVersion"], obj["kind"]).create(
+                body=obj,
+                namespace=obj["metadata"].get("namespace"),
+                dry_run="All",
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiException as error:
+            return str(error.body or error.reason)
+        return None
+
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """One object, or None when it does not exist."""
         try:

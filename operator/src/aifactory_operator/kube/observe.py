@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ..constants import API_VERSION, LABEL_FACTORY, TENANT_ADMIN_ROLE
+from ..constants import API_VERSION, LABEL_FACTORY, LABEL_MANAGED_BY, MANAGED_BY, TENANT_ADMIN_ROLE
 from .client import Kube
 
 Obj = dict[str, Any]
@@ -47,3 +47,15 @@ def get_tenant_admin_role(kube: Kube) -> Obj | None:
 
 def list_volumes(kube: Kube, factory: str) -> list[Obj]:
     return kube.list("v1", "PersistentVolume", label_selector=f"{LABEL_FACTORY}={factory}")
+
+
+def list_factory_bindings(kube: Kube) -> list[Obj]:
+    """Every factory's policy bindings (ours, labelled with a factory), whichever factory is gone."""
+    selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_FACTORY}"
+    return kube.list(
+        "admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", label_selector=selector
+    )
+
+
+def list_factory_names(kube: Kube) -> frozenset[str]:
+    return frozenset(f["metadata"]["name"] for f in kube.list(API_VERSION, "AIFactory"))

@@ -12,14 +12,16 @@ from typing import Any
 from ..api.v1alpha1.aifactory import AIFactory, Sovereignty
 from ..constants import (
     API_VERSION,
+    LABEL_ENFORCED,
     LABEL_FACTORY,
     LABEL_JURISDICTION,
     LABEL_POOL,
     LABEL_REGION,
+    LOCKED,
 )
 from ..policy import airgap, allow_lists, host_escape, locality, placement
 from ..policy.podspec import CONTAINER_LISTS
-from .ownership import construct_owner_reference, managed_labels
+from .ownership import managed_labels
 from .webhook_objects import SPEC_CHANGED
 
 Obj = dict[str, Any]
@@ -512,7 +514,14 @@ RETIRED_POLICY_NAMES = ["aifactory-trainingjobs", "aifactory-modelendpoints"]
 
 
 def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
-    """One binding per policy: this factory's tenant namespaces, checked against this factory."""
+    """One binding per policy: this factory's tenant namespaces, checked against this factory.
+
+    The bindings outlive the factory, where garbage collection would have left the namespaces it
+    kept unguarded: the operator locks those (`enforced=false`, the lifecycle guard's alone), and
+    in one still unlocked (a finalizer removed by hand) `parameterNotFoundAction: Deny` refuses
+    every matched write. They are deleted once no namespace carries the factory's label, and a new
+    factory of the same name adopts them. The empty ownerReferences makes server-side apply remove
+    the one earlier versions set (it is ours alone)."""
     return [
         {
             "apiVersion": VAP_API,
@@ -520,13 +529,21 @@ def construct_factory_bindings(factory: AIFactory) -> list[Obj]:
             "metadata": {
                 "name": f"{policy}.{factory.name}",
                 "labels": managed_labels(**{LABEL_FACTORY: factory.name}),
-                "ownerReferences": [construct_owner_reference(factory)],
+                "ownerReferences": [],
             },
             "spec": {
                 "policyName": policy,
                 "paramRef": {"name": factory.name, "parameterNotFoundAction": "Deny"},
                 "validationActions": ["Deny"],
-                "matchResources": {"namespaceSelector": {"matchLabels": {LABEL_FACTORY: factory.name}}},
+                "matchResources": {
+                    "namespaceSelector": {
+                        "matchLabels": {LABEL_FACTORY: factory.name},
+                        # A locked namespace is the lifecycle guard's alone (see reconcile/enforcement.py).
+                        "matchExpressions": [
+                            {"key": LABEL_ENFORCED, "operator": "NotIn", "values": [LOCKED]}
+                        ],
+                    }
+                },
             },
         }
         for policy in FACTORY_POLICY_NAMES

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.v1alpha1.aifactory import AIFactory, AIFactoryStatus, PoolStatus, RetainedObject
-from ..constants import ANNOTATION_CREATED, ANNOTATION_RETAINED, LABEL_FACTORY, LABEL_STORAGE
+from ..constants import ANNOTATION_CREATED, ANNOTATION_RETAINED, LABEL_ENFORCED, LABEL_FACTORY, LABEL_STORAGE
 from .admission_policies import construct_factory_bindings
 from .conditions import Outcome
 from .diff import is_satisfied, object_key
+from .enforcement import is_enforced, is_locked, lock_patch, plan_orphan_sweep, reopen_patch
 from .nodepools import (
     Node,
     PodOnNode,
@@ -59,6 +60,10 @@ class FactoryObservation:
     volumes: list[Obj] = field(default_factory=list)  # PersistentVolumes labelled with the factory
     # False when the Helm chart installs the tenant-admin role (the operator may only bind it).
     manages_tenant_role: bool = True
+    # Every factory's policy bindings and the factories that exist: a binding outlives its factory
+    # while a namespace carries the factory's label; empty when not observed (no sweep then).
+    all_bindings: list[Obj] = field(default_factory=list)
+    factory_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class FactoryPlan:
     delete: list[Ref] = field(default_factory=list)
     status: Obj = field(default_factory=dict)
     outcome: Outcome = field(default_factory=lambda: Outcome.progressing("Reconciling", ""))
+    # Tenant namespaces still locked: prove the policies in force there, then unlock them.
+    enforce: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
@@ -82,17 +89,31 @@ def plan_factory(factory: AIFactory, observed: FactoryObservation) -> FactoryPla
     shared = [construct_tenant_admin_role()] if observed.manages_tenant_role else []
     desired = [*nodes.apply, *desired_children(factory, observed), *shared]
     current = _index(observed)
-    apply = [obj for obj in desired if not is_satisfied(obj, current.get(object_key(obj)))]
+    apply = [
+        obj
+        for obj in desired
+        if not is_satisfied(obj, current.get(object_key(obj))) and not is_withheld(obj, observed)
+    ]
     wanted = {object_key(obj) for obj in desired}
     stale = [obj for obj in observed.children if object_key(obj) not in wanted]
     deletes, patches, retained = prune(stale, observed)
     retained += orphaned_volumes(factory, observed.volumes)
+    if observed.factory_names:
+        swept, locks = plan_orphan_sweep(
+            observed.namespaces, observed.all_bindings, set(observed.factory_names)
+        )
+        deletes += [Ref.of(binding) for binding in swept]
+        patches += [(Ref("v1", "Namespace", name), body) for name, body in locks]
     patches = [*patches, *((Ref("v1", "Node", name), body) for name, body in nodes.patch.items())]
     deletes = [*deletes, *(Ref("v1", "Node", name) for name in nodes.delete)]
     pools = summarize_pools(factory, observed.nodes, observed.pods)
     for pool in pools:
         pool.draining = sorted(nodes.draining.get(pool.name, []))
-    outcome = judge_pools(pools)
+    enforce = unenforced_namespaces(factory, observed)
+    patches += [
+        (Ref("v1", "Namespace", n), reopen_patch()) for n in enforce if is_locked(observed.namespaces.get(n))
+    ]
+    outcome = judge_enforcement(judge_pools(pools), enforce)
     status = AIFactoryStatus(
         observed_generation=factory.generation,
         pools=pools,
@@ -106,7 +127,36 @@ def plan_factory(factory: AIFactory, observed: FactoryObservation) -> FactoryPla
     status.gpus = f"{status.gpus_ready}/{status.gpus_desired}"
     wire = status.to_wire()
     wire.pop("conditions", None)
-    return FactoryPlan(apply=apply, patch=patches, delete=deletes, status=wire, outcome=outcome)
+    return FactoryPlan(
+        apply=apply, patch=patches, delete=deletes, status=wire, outcome=outcome, enforce=enforce
+    )
+
+
+def unenforced_namespaces(factory: AIFactory, observed: FactoryObservation) -> list[str]:
+    """The factory's tenant namespaces not yet unlocked (new, or adopted from an earlier factory)."""
+    return [
+        namespace
+        for tenant in factory.spec.tenants
+        for namespace in tenant.namespaces
+        if not is_enforced(observed.namespaces.get(namespace))
+    ]
+
+
+def is_withheld(obj: Obj, observed: FactoryObservation) -> bool:
+    """A tenant's RoleBinding waits for its namespace to be unlocked: until the policies are proved
+    in force there, the tenant gets no rights to write in it (one granted earlier is left alone)."""
+    namespace = obj["metadata"].get("namespace")
+    return obj["kind"] == "RoleBinding" and not is_enforced(observed.namespaces.get(namespace or ""))
+
+
+def judge_enforcement(outcome: Outcome, enforce: list[str]) -> Outcome:
+    """Not Ready while a tenant namespace is locked, so that "Ready" means tenants may write."""
+    if outcome.state != "ready" or not enforce:
+        return outcome
+    return Outcome.progressing(
+        "EnforcementPending",
+        "proving the admission policies in force in namespaces " + ", ".join(enforce),
+    )
 
 
 def desired_children(factory: AIFactory, observed: FactoryObservation) -> list[Obj]:
@@ -138,10 +188,8 @@ def prune(
             reason = "holds Dataset " + ", ".join(f"{name}/{d}" for d in sorted(datasets))
             retained.append(RetainedObject(kind="Namespace", name=name, reason=reason))
             kept.add(name)
-            if _annotation(namespace, ANNOTATION_RETAINED) != reason:
-                patches.append(
-                    (Ref.of(namespace), {"metadata": {"annotations": {ANNOTATION_RETAINED: reason}}})
-                )
+            if _annotation(namespace, ANNOTATION_RETAINED) != reason or not is_locked(namespace):
+                patches.append((Ref.of(namespace), lock_patch(reason)))
         elif _annotation(namespace, ANNOTATION_CREATED) == "true":
             deletes.append(Ref.of(namespace))
         else:
@@ -176,7 +224,13 @@ def orphaned_volumes(factory: AIFactory, volumes: list[Obj]) -> list[RetainedObj
 
 def release_namespace_patch() -> Obj:
     """Removes our labels from a namespace we adopted; the namespace and its workloads stay."""
-    keys = [LABEL_FACTORY, "aifactory.dev/tenant", "aifactory.dev/clearance", *POD_SECURITY_LABELS]
+    keys = [
+        LABEL_FACTORY,
+        LABEL_ENFORCED,
+        "aifactory.dev/tenant",
+        "aifactory.dev/clearance",
+        *POD_SECURITY_LABELS,
+    ]
     return {"metadata": {"labels": {key: None for key in keys}}}
 
 
@@ -216,8 +270,11 @@ def _annotation(obj: Obj, key: str) -> str | None:
 
 def plan_factory_deletion(factory: AIFactory, observed: FactoryObservation) -> FactoryPlan:
     """What deleting the factory removes: its nodes, storage classes, empty namespaces and unused
-    volumes; what holds data is kept and reported in `status.retained`."""
+    volumes; what holds data is kept (locked) and reported in `status.retained`, and the policy
+    bindings stay while a kept namespace carries the factory's label."""
     deletes, patches, retained = prune(observed.children, observed)
+    if any(kept.kind == "Namespace" for kept in retained):
+        deletes = [ref for ref in deletes if ref.kind != "ValidatingAdmissionPolicyBinding"]
     ours = [n for n in observed.nodes if n["metadata"].get("labels", {}).get(LABEL_FACTORY) == factory.name]
     for node in ours:
         if is_simulated_by_factory(node):

@@ -1,18 +1,24 @@
 """Guard rails: ValidatingAdmissionPolicies bound cluster-wide, with no parameter object, that keep
 anyone short of the operator and cluster admins from relabelling a tenant namespace, editing the
-operator's objects or rewriting the audit log. They stand whether or not a factory exists."""
+operator's objects, writing in a tenant namespace that is not (or no longer) enforced, or rewriting
+the audit log. They stand whether or not a factory exists, and while the operator is down."""
 
 from typing import Any
 
 from ..constants import (
     AUDIT_ANCHOR_NAME,
     AUDIT_SEGMENT_PREFIX,
+    ENFORCED,
     GROUP,
+    LABEL_ENFORCED,
     LABEL_FACTORY,
     LABEL_MANAGED_BY,
+    LOCKED,
     MANAGED_BY,
     OPERATOR_NAMESPACE,
+    VERSION,
 )
+from ..policy import lifecycle
 from .admission_policies import VAP_API, construct_policy, quote, rule, validation
 from .ownership import managed_labels
 
@@ -30,16 +36,48 @@ NOT_CLUSTER_ADMIN = {
     "expression": "!(has(request.userInfo.groups)"
     " && request.userInfo.groups.exists(g, g == 'system:masters'))",
 }
+OPERATOR_OBJECTS_GUARD = "guard-rail/operator-objects"
+# What a tenant could run or expose with: locked in a namespace that is not (or no longer) enforced.
+TENANT_WRITES = [
+    rule("", "v1", ["pods", "pods/ephemeralcontainers", "services", "persistentvolumeclaims"]),
+    rule("apps", "v1", ["deployments", "statefulsets", "daemonsets", "replicasets"]),
+    rule("batch", "v1", ["jobs", "cronjobs"]),
+    rule(GROUP, VERSION, ["datasets", "trainingjobs", "modelendpoints"]),
+]
+# The kinds the operator renders into tenant namespaces besides the guard rails the tenant-objects
+# guard already holds (NetworkPolicies, ResourceQuotas, LimitRanges, RoleBindings): for Dataset,
+# TrainingJob and ModelEndpoint. A scale subresource carries no labels, so no object selector can
+# match it; the tenant-admin role grants no `*/scale` (a unit test holds it to that).
+OPERATOR_KINDS = [
+    rule("", "v1", ["services", "persistentvolumeclaims", "configmaps"], ["UPDATE", "DELETE"]),
+    rule("apps", "v1", ["deployments"], ["UPDATE", "DELETE"]),
+    rule("batch", "v1", ["jobs"], ["UPDATE", "DELETE"]),
+    rule("autoscaling", "v2", ["horizontalpodautoscalers"], ["UPDATE", "DELETE"]),
+    rule("policy", "v1", ["poddisruptionbudgets"], ["UPDATE", "DELETE"]),
+]
+# A pod carrying the label is the workload controllers' copy of one of our templates, or a spoof.
+SPOOFABLE_KINDS = [
+    rule("", "v1", ["pods", "services", "persistentvolumeclaims", "configmaps"], ["CREATE"]),
+    rule("", "v1", ["resourcequotas", "limitranges"], ["CREATE"]),
+    rule("apps", "v1", ["deployments"], ["CREATE"]),
+    rule("batch", "v1", ["jobs"], ["CREATE"]),
+    rule("autoscaling", "v2", ["horizontalpodautoscalers"], ["CREATE"]),
+    rule("policy", "v1", ["poddisruptionbudgets"], ["CREATE"]),
+    rule("networking.k8s.io", "v1", ["networkpolicies"], ["CREATE"]),
+    rule("rbac.authorization.k8s.io", "v1", ["rolebindings"], ["CREATE"]),
+]
 
 
 def is_privileged(exempt_users: list[str]) -> str:
-    """CEL: the request comes from the operator, a cluster admin or a kube-system controller (which
-    must be able to clean up a namespace being deleted)."""
+    """CEL: the request comes from the operator, a cluster admin, a kube-system controller (which
+    must be able to clean up a namespace being deleted) or kube-scheduler (which marks the node it
+    chose on a WaitForFirstConsumer claim, one the operator renders for a Dataset)."""
     users = " || ".join(f"request.userInfo.username == {quote(u)}" for u in exempt_users) or "false"
     return (
         "(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g == 'system:masters'))"
         f" || {users} || request.userInfo.username.startsWith('system:serviceaccount:kube-system:')"
         " || request.userInfo.username == 'system:kube-controller-manager'"
+        " || request.userInfo.username == 'system:kube-scheduler'"
     )
 
 
@@ -58,6 +96,94 @@ def guard_binding(policy: str, match: Obj) -> Obj:
         "metadata": {"name": policy, "labels": managed_labels()},
         "spec": {"policyName": policy, "validationActions": ["Deny"], "matchResources": match},
     }
+
+
+def construct_lifecycle_guard(not_privileged: Obj) -> list[Obj]:
+    """Locks a namespace labelled with a factory until the operator has proved the factory's
+    policies in force there (`aifactory.dev/enforced=true`), and again once the factory is gone or
+    let go of it (the operator then sets `enforced=false` and says why in an annotation): the policy
+    informers of kube-apiserver lag behind a new binding, and a namespace whose factory is gone has
+    no rules left to be judged by."""
+    labels = "namespaceObject.metadata.?labels.orValue({})"
+    factory = f"{labels}[{quote(LABEL_FACTORY)}]"
+    namespace = "namespaceObject.metadata.name"
+    orphaned = f"{labels}[?{quote(LABEL_ENFORCED)}].orValue('') == {quote(LOCKED)}"
+    policy = guard_policy(
+        "aifactory-lifecycle-guard",
+        TENANT_WRITES,
+        [not_privileged],
+        [
+            validation(
+                lifecycle.ORPHANED_NAMESPACE,
+                "metadata.namespace",
+                f"!({orphaned})",
+                lifecycle.orphaned_message("<namespace>", "<factory>"),
+                cel_format(lifecycle.orphaned_message, namespace, factory),
+            ),
+            validation(
+                lifecycle.NOT_YET_ENFORCED,
+                "metadata.namespace",
+                orphaned,
+                lifecycle.not_yet_enforced_message("<namespace>", "<factory>"),
+                cel_format(lifecycle.not_yet_enforced_message, namespace, factory),
+            ),
+        ],
+    )
+    locked = {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {"key": LABEL_FACTORY, "operator": "Exists"},
+                {"key": LABEL_ENFORCED, "operator": "NotIn", "values": [ENFORCED]},
+            ]
+        }
+    }
+    return [policy, guard_binding("aifactory-lifecycle-guard", locked)]
+
+
+def cel_format(message: Any, namespace: str, factory: str) -> str:
+    """A CEL string expression of `message(namespace, factory)`: the pure rule's own wording."""
+    text = quote(message("@namespace@", "@factory@"))
+    return f"{text}.replace('@namespace@', {namespace}).replace('@factory@', {factory})"
+
+
+def construct_operator_objects_guard(not_privileged: Obj) -> list[Obj]:
+    """What the operator renders for a Dataset, TrainingJob or ModelEndpoint is changed through
+    that resource: anyone else's edit would be overwritten at best and outlive the next reconcile
+    at worst (an edited env or toleration). An object selector matches when the old or the new
+    object carries the label, so removing it is refused too; a create carrying it is a spoof."""
+    owners = "oldObject.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false))"
+    factory = f"oldObject.metadata.?labels[{quote(LABEL_FACTORY)}].orValue('')"
+    owner = (
+        f'(size({owners}) > 0 ? {owners}[0].kind + " \'" + {owners}[0].name + "\'; change that "'
+        f' + {owners}[0].kind : "AIFactory \'" + {factory} + "\'; change the AIFactory")'
+    )
+    policy = guard_policy(
+        "aifactory-operator-objects-guard",
+        [*OPERATOR_KINDS, *SPOOFABLE_KINDS],
+        [not_privileged],
+        [
+            validation(
+                OPERATOR_OBJECTS_GUARD,
+                f"metadata.labels[{LABEL_MANAGED_BY}]",
+                "request.operation != 'CREATE'",
+                f"only the operator creates objects labelled {LABEL_MANAGED_BY}={MANAGED_BY}; remove"
+                " the label",
+            ),
+            validation(
+                OPERATOR_OBJECTS_GUARD,
+                "metadata",
+                "request.operation == 'CREATE'",
+                "the operator renders this object from a custom resource; change that resource instead",
+                f'request.kind.kind + " \'" + oldObject.metadata.name + "\' is rendered by the'
+                f" operator for \" + {owner} + ' instead'",
+            ),
+        ],
+    )
+    match = {
+        "namespaceSelector": {"matchExpressions": [{"key": LABEL_FACTORY, "operator": "Exists"}]},
+        "objectSelector": {"matchLabels": {LABEL_MANAGED_BY: MANAGED_BY}},
+    }
+    return [policy, guard_binding("aifactory-operator-objects-guard", match)]
 
 
 def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAMESPACE) -> list[Obj]:
@@ -108,6 +234,8 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
         namespace_guard,
         tenant_guard,
         *construct_audit_guards(namespace),
+        *construct_lifecycle_guard(not_privileged),
+        *construct_operator_objects_guard(not_privileged),
         guard_binding("aifactory-namespace-guard", {}),
         guard_binding(
             "aifactory-tenant-objects-guard",
