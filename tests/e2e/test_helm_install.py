@@ -13,7 +13,11 @@ from charttools import helm as run_helm
 from factories import make_existing_node
 
 from aifactory_operator.kube.client import Kube
-from aifactory_operator.reconcile.admission_policies import FACTORY_POLICY_NAMES
+from aifactory_operator.reconcile.admission_policies import construct_factory_policies
+from aifactory_operator.reconcile.guard_policies import construct_guard_rails
+from aifactory_operator.reconcile.placement_mutation import construct_placement_mutation
+from aifactory_operator.reconcile.tenant_guards import construct_tenant_guards
+from aifactory_operator.reconcile.webhook_objects import AUDIT_TAP_NAME, PLACEMENT_NAME, VALIDATING_NAME
 from conftest import unique, wait_for
 
 # In the compatibility suite that make compat runs on the oldest supported minor.
@@ -27,33 +31,43 @@ CLUSTER_SCOPED = {
     "ValidatingAdmissionPolicyBinding",
     "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
     "ClusterKopfPeering",
 }
+# Everything the out-of-cluster operator applies that the chart also renders, from the code that
+# renders both, so a new policy cannot be forgotten here.
 SHARED = [
-    *((API, "ValidatingAdmissionPolicy", n) for n in FACTORY_POLICY_NAMES),
     *(
-        (API, kind, n)
-        for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
-        for n in (
-            "aifactory-namespace-guard",
-            "aifactory-tenant-objects-guard",
-            "aifactory-audit-log-guard",
-            "aifactory-lifecycle-guard",
-            "aifactory-operator-objects-guard",
-        )
+        (o["apiVersion"], o["kind"], o["metadata"]["name"])
+        for o in [
+            *construct_factory_policies(),
+            *construct_guard_rails([]),
+            *construct_tenant_guards([]),
+            *construct_placement_mutation(),
+        ]
     ),
-    (API, "ValidatingWebhookConfiguration", "aifactory-sovereignty"),
-    (API, "MutatingWebhookConfiguration", "aifactory-refusal-audit"),
+    (API, "ValidatingWebhookConfiguration", VALIDATING_NAME),
+    (API, "MutatingWebhookConfiguration", AUDIT_TAP_NAME),
+    (API, "MutatingWebhookConfiguration", PLACEMENT_NAME),
     ("rbac.authorization.k8s.io/v1", "ClusterRole", "aifactory-tenant-admin"),
 ]
+
+
+def remove_shared(kube: Kube) -> None:
+    """Deletes the shared objects; MutatingAdmissionPolicy only where the API server serves it."""
+    served = kube.served_resources(API)
+    for api_version, kind, name in SHARED:
+        if kind.startswith("MutatingAdmissionPolicy") and "mutatingadmissionpolicies" not in served:
+            continue
+        kube.delete(api_version, kind, name)
 
 
 @pytest.fixture
 def clean_cluster(kube: Kube, operator):
     """No operator running and none of its shared objects; both restored afterwards."""
     operator.stop()
-    for api_version, kind, name in SHARED:
-        kube.delete(api_version, kind, name)
+    remove_shared(kube)
     node = unique("system")
     kube.apply(
         make_existing_node(node, {"kubernetes.io/hostname": node, "node-role.example/system": "true"}, gpus=0)
@@ -62,8 +76,7 @@ def clean_cluster(kube: Kube, operator):
     kube.delete("v1", "Node", node)
     # A failed test leaves the release's webhook configuration behind; merged with ours it is
     # invalid (a service and a URL), and the restarted operator could not start its admission.
-    for api_version, kind, name in SHARED:
-        kube.delete(api_version, kind, name)
+    remove_shared(kube)
     operator.start()
     wait_for(
         lambda: kube.get(API, "ValidatingWebhookConfiguration", "aifactory-sovereignty"), "the operator back"

@@ -501,9 +501,8 @@ def data_attacks() -> list[Attack]:
     ]
     for name, path, identity in (
         ("same-path", "/research-data", "tenant-admin"),
-        ("parent-path", "/", "workload-author"),
+        ("parent-path", "", "workload-author"),
         ("child-path", "/research-data/raw", "pod-sa"),
-        ("tenant-subtree-name", "/research/research-data", "tenant-admin"),
     ):
         attacks.append(
             Attack(

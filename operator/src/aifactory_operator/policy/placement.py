@@ -13,6 +13,7 @@ from typing import Any
 
 from ..api.v1alpha1.aifactory import AIFactory, Tenant
 from ..constants import LABEL_JURISDICTION, LABEL_POOL
+from .podspec import find_pod_spec
 from .violations import Violation
 
 Obj = dict[str, Any]
@@ -70,11 +71,41 @@ def term_confines(term: Obj, key: str, allowed: tuple[str, ...]) -> bool:
     )
 
 
+def names_only_allowed_pools(pod_spec: Obj, pools: tuple[str, ...]) -> bool:
+    """Every pool the spec names (nodeSelector, or an `In` of a required term) is one of `pools`."""
+    selector = pod_spec.get("nodeSelector") or {}
+    if LABEL_POOL in selector and selector[LABEL_POOL] not in pools:
+        return False
+    return all(
+        all(v in pools for v in e.get("values") or [])
+        for t in required_terms(pod_spec)
+        for e in t.get("matchExpressions") or []
+        if e.get("key") == LABEL_POOL and e.get("operator") == "In"
+    )
+
+
+def check_template_pools(obj: Obj, scope: TenantScope) -> list[Violation]:
+    """Early word for a workload whose template names a pool its tenant may not use: its pods
+    would all be refused."""
+    located = find_pod_spec(obj)
+    if located is None or obj.get("kind") == "Pod" or names_only_allowed_pools(located[0], scope.pools):
+        return []
+    return [
+        Violation(
+            POOL,
+            f"{located[1]}.nodeSelector",
+            f"names a pool its tenant is not cleared for or holds no quota for; use one of"
+            f" {', '.join(scope.pools) or 'none'}",
+        )
+    ]
+
+
 def check_placement(pod: Obj, scope: TenantScope) -> list[Violation]:
     """A Pod that is not confined to the jurisdiction and the tenant's pools (other kinds are
-    judged at their pods, so any kind that carries a pod template is covered)."""
+    judged at their pods, so any kind that carries a pod template is covered; a template that
+    names a pool outside is refused early)."""
     if pod.get("kind") != "Pod":
-        return []
+        return check_template_pools(pod, scope)
     spec = pod.get("spec") or {}
     found = []
     if not is_confined(spec, LABEL_JURISDICTION, (scope.jurisdiction,)):

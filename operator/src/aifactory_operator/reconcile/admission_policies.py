@@ -245,6 +245,26 @@ def placement_validations() -> list[Obj]:
     ]
 
 
+def template_pool_validation(prefix: str) -> Obj:
+    """The CEL twin of `policy.placement.check_template_pools`."""
+    selector = "variables.pod.?nodeSelector.orValue({})"
+    terms = (
+        "variables.pod.?affinity.?nodeAffinity.?requiredDuringSchedulingIgnoredDuringExecution"
+        ".?nodeSelectorTerms.orValue([])"
+    )
+    key = quote(LABEL_POOL)
+    return validation(
+        placement.POOL,
+        f"{prefix}.nodeSelector",
+        f"(!({key} in {selector}) || {selector}[{key}] in variables.pools) && {terms}.all(t,"
+        f" t.?matchExpressions.orValue([]).all(e, e.key != {key} || e.operator != 'In'"
+        " || e.?values.orValue([]).all(v, v in variables.pools)))",
+        "names a pool its tenant is not cleared for or holds no quota for; use one of the tenant's pools",
+        "'names a pool its tenant is not cleared for or holds no quota for; use one of ' +"
+        " (size(variables.pools) == 0 ? 'none' : variables.pools.join(', '))",
+    )
+
+
 def is_core_resource(name: str) -> str:
     domain = f"{name}.split('/')[0]"
     return (
@@ -424,8 +444,7 @@ def pod_policy(name: str, rules: list[Obj], pod: str, prefix: str, operator_user
     for field in CONTAINER_LISTS:
         variables += container_variables(field)
     validations = pod_validations(prefix) + allow_list_validations(prefix, operator_users)
-    if prefix == "spec":
-        validations += placement_validations()
+    validations += placement_validations() if prefix == "spec" else [template_pool_validation(prefix)]
     # A PodTemplate keeps its pod spec at the top, not under spec.
     changed = TEMPLATE_CHANGED if prefix.startswith("template") else SPEC_CHANGED
     return construct_policy(name, rules, variables, validations, conditions=[changed])

@@ -4,10 +4,10 @@ for namespaces whose factory is gone too."""
 
 from typing import Any
 
-from ..constants import LABEL_FACTORY
+from ..constants import GROUP, LABEL_FACTORY, VERSION
 from ..policy.placement import BINDING
 from .admission_policies import construct_policy, rule, validation
-from .guard_policies import guard_binding, is_privileged
+from .guard_policies import OPERATOR_OBJECTS_GUARD, guard_binding, is_privileged
 
 Obj = dict[str, Any]
 NETWORK_POLICY_GUARD = "guard-rail/network-policy"
@@ -66,5 +66,37 @@ def construct_network_policy_guard(exempt_users: list[str]) -> list[Obj]:
     return [policy, guard_binding("aifactory-network-policy-guard", TENANT_NAMESPACES)]
 
 
+def construct_status_guard(exempt_users: list[str]) -> list[Obj]:
+    """The status of a Dataset, TrainingJob or ModelEndpoint is the operator's report (a Dataset's
+    bound volume, a job's placement): nobody else writes it, so nobody can forge a binding."""
+    policy = construct_policy(
+        "aifactory-status-guard",
+        [
+            rule(
+                GROUP,
+                VERSION,
+                [f"{p}/status" for p in ("datasets", "trainingjobs", "modelendpoints")],
+                ["UPDATE"],
+            )
+        ],
+        [],
+        [
+            validation(
+                OPERATOR_OBJECTS_GUARD,
+                "status",
+                "false",
+                "the status is the operator's report; change the spec instead",
+            )
+        ],
+        conditions=[{"name": "not-privileged", "expression": f"!({is_privileged(exempt_users)})"}],
+        by_factory=False,
+    )
+    return [policy, guard_binding("aifactory-status-guard", TENANT_NAMESPACES)]
+
+
 def construct_tenant_guards(exempt_users: list[str]) -> list[Obj]:
-    return [*construct_binding_guard(), *construct_network_policy_guard(exempt_users)]
+    return [
+        *construct_binding_guard(),
+        *construct_network_policy_guard(exempt_users),
+        *construct_status_guard(exempt_users),
+    ]
