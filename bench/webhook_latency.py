@@ -2,8 +2,9 @@
 
 1. The operator's webhook alone: N AdmissionReviews (a pod mounting a dataset claim) POSTed straight
    to its HTTPS endpoint, as kube-apiserver sends them.
-2. Through kube-apiserver: N server-side dry-run creates of that pod in a tenant namespace (admission
-   policies + audit tap + webhook) against the same pod in a plain namespace (none of them).
+2. Through kube-apiserver: N server-side dry-run creates of that pod in a tenant namespace (placement
+   by the MutatingAdmissionPolicy where served and the placement webhook, admission policies, audit
+   tap and validating webhook) against the same pod in a plain namespace (none of them).
 """
 
 import argparse
@@ -113,8 +114,12 @@ def run(count: int) -> dict[str, Any]:
                 "capacity": "1Ti",
             }
         ]
-        tenants = [{"name": "t", "namespaces": [tenant], "clearance": "confidential"}]
-        factory = factory_body(name, "de-fra", tenants=tenants, storage=storage)
+        # A pool the tenant holds quota for: admission places the reader pod there (the create path
+        # now includes the placement mutation).
+        pools = [{"name": "h100", "gpuProduct": "NVIDIA-H100-80GB-HBM3", "region": "de-fra"}]
+        quota = [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": 8}]
+        tenants = [{"name": "t", "namespaces": [tenant], "clearance": "confidential", "gpuQuota": quota}]
+        factory = factory_body(name, "de-fra", pools=pools, tenants=tenants, storage=storage)
         kube.apply(factory)
         wait(lambda: is_ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory", 120)
         dataset = dataset_body("census", tenant, "nfs")
