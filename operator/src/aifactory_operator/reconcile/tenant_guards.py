@@ -94,9 +94,34 @@ def construct_status_guard(exempt_users: list[str]) -> list[Obj]:
     return [policy, guard_binding("aifactory-status-guard", TENANT_NAMESPACES)]
 
 
+def construct_scale_guard(exempt_users: list[str]) -> list[Obj]:
+    """A Scale carries no labels, so nothing tells the operator's Deployment (a ModelEndpoint's,
+    whose replicas its autoscaler and the operator own) from a tenant's: in a tenant namespace
+    only the operator and kube-system controllers (the HPA) use deployments/scale. Tenants scale
+    their own Deployments by editing spec.replicas, which the operator-objects guard judges."""
+    policy = construct_policy(
+        "aifactory-scale-guard",
+        [rule("apps", "v1", ["deployments/scale"], ["UPDATE"])],
+        [],
+        [
+            validation(
+                OPERATOR_OBJECTS_GUARD,
+                "spec.replicas",
+                "false",
+                "the scale subresource is the operator's and the autoscaler's in a tenant namespace; set"
+                " spec.replicas of your own Deployment, or the ModelEndpoint's replicas, instead",
+            )
+        ],
+        conditions=[{"name": "not-privileged", "expression": f"!({is_privileged(exempt_users)})"}],
+        by_factory=False,
+    )
+    return [policy, guard_binding("aifactory-scale-guard", TENANT_NAMESPACES)]
+
+
 def construct_tenant_guards(exempt_users: list[str]) -> list[Obj]:
     return [
         *construct_binding_guard(),
         *construct_network_policy_guard(exempt_users),
         *construct_status_guard(exempt_users),
+        *construct_scale_guard(exempt_users),
     ]
