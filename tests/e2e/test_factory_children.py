@@ -52,7 +52,7 @@ def test_tenant_namespace_gets_quota_limits_binding_and_network_policies(kube, t
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert ns["metadata"]["labels"]["aifactory.dev/tenant"] == "research"
     quota = kube.get("v1", "ResourceQuota", "aifactory-gpu", namespace)
-    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "16"}
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "20"}
     assert (
         kube.get("v1", "LimitRange", "aifactory-defaults", namespace)["spec"]["limits"][0]["type"]
         == "Container"
@@ -126,8 +126,12 @@ def test_dataset_pods_are_scheduled_only_inside_the_jurisdiction(kube, kubectl, 
         kubectl("wait", "--for=condition=Ready", "dataset/corpus", "-n", namespace, "--timeout=60s")
         stored = kube.get(API_VERSION, "Dataset", "corpus", namespace)
         assert stored["status"]["phase"] == "Bound" and stored["status"]["claimName"] == "dataset-corpus"
+        # The volume is in de-fra, where the h100 pool is: the readers tolerate its taint.
+        gpu_taint = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         for i in range(4):
-            kube.apply(make_restricted_pod(f"reader-{i}", namespace, claim="dataset-corpus"))
+            kube.apply(
+                make_restricted_pod(f"reader-{i}", namespace, claim="dataset-corpus", tolerations=gpu_taint)
+            )
         placed = wait_for(
             lambda: (
                 all(
@@ -146,10 +150,9 @@ def test_dataset_pods_are_scheduled_only_inside_the_jurisdiction(kube, kubectl, 
         verdict = wait_for(
             lambda: condition(kube.get("v1", "Pod", "pinned-outside", namespace), "PodScheduled"), "a verdict"
         )
-        assert (
-            verdict["status"] == "False"
-            and "didn't match PersistentVolume's node affinity" in verdict["message"]
-        )
+        # Two layers keep it off the foreign node: the placement admission added (the node has no
+        # jurisdiction label) and the volume's node affinity.
+        assert verdict["status"] == "False" and "didn't match" in verdict["message"]
     finally:
         kube.delete("v1", "Node", foreign)
 

@@ -14,6 +14,7 @@ from policy_properties import generated_pods
 from test_sovereignty import impersonating
 
 from aifactory_operator.api.v1alpha1.aifactory import AIFactory
+from aifactory_operator.constants import LABEL_ENFORCED
 from aifactory_operator.kube.client import Kube
 from aifactory_operator.policy.object_rules import check_object
 from aifactory_operator.policy.placement import JURISDICTION, POOL, place, scope_of
@@ -87,6 +88,15 @@ def tenant_namespaces(kube, author, operator) -> dict[str, str]:
         namespaces[profile] = namespace
     for namespace in namespaces.values():
         wait_for(lambda namespace=namespace: kube.get("v1", "Namespace", namespace), f"namespace {namespace}")
+        wait_for(
+            lambda namespace=namespace: (
+                (kube.get("v1", "Namespace", namespace) or {})["metadata"]
+                .get("labels", {})
+                .get(LABEL_ENFORCED)
+                == "true"
+            ),
+            f"the factory's policies proved in force in {namespace}",
+        )
         grant_edit(kube, namespace)
         probe = instance(Fixture("probe", wrap("Deployment", with_spec(hostNetwork=True))), namespace)
         wait_for(

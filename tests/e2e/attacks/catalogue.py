@@ -565,6 +565,7 @@ def data_attacks() -> list[Attack]:
             dataset("ds-forged", "/forged"),
             "guard-rail/operator-objects",
             {"status": {"phase": "Bound", "volumeName": "{research_pv}"}},
+            webhook=True,
         ),
         Attack(
             "other-tenant-pod",
@@ -637,6 +638,7 @@ def lifecycle_attacks() -> list[Attack]:
             network_policy("o-np", ingress=[{}], egress=[{}]),
             "lifecycle/orphaned-namespace",
             tenant="orphan",
+            alternatives=("guard-rail/network-policy",),
         ),
         Attack(
             "unenforced-pod",
@@ -783,6 +785,7 @@ def air_gap_attacks() -> list[Attack]:
                 "metadata": {"name": "aifactory-default-deny"},
             },
             "guard-rail/tenant-objects",
+            alternatives=("guard-rail/network-policy",),
         ),
         Attack(
             "image-foreign-registry",

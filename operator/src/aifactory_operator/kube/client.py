@@ -109,15 +109,20 @@ class Kube:
 
     def dry_run_refusal(self, obj: Obj) -> str | None:
         """Server-side dry-run create: None when the API server would admit `obj`, else its
-        refusal (admission runs in full on a dry run; nothing is stored)."""
+        refusal (admission runs in full on a dry run; nothing is stored). Throttling and
+        conflicts are retried like any write (after Retry-After); other errors are raised."""
         try:
-            self.resource(obj["apiVersion"], obj["kind"]).create(
-                body=obj,
-                namespace=obj["metadata"].get("namespace"),
-                dry_run="All",
-                field_manager=FIELD_MANAGER,
+            retrying(
+                lambda: self.resource(obj["apiVersion"], obj["kind"]).create(
+                    body=obj,
+                    namespace=obj["metadata"].get("namespace"),
+                    dry_run="All",
+                    field_manager=FIELD_MANAGER,
+                )
             )
         except ApiException as error:
+            if error.status not in (400, 403, 422):
+                raise
             return str(error.body or error.reason)
         return None
 
