@@ -177,3 +177,48 @@ def test_with_the_operator_down_pods_are_placed_by_the_api_server_or_refused(kub
         assert placement_of(outcome) == ("DE", {"l40s"})
     else:
         assert isinstance(outcome, str) and "[placement/" in outcome
+
+
+def test_nobody_but_the_operator_makes_a_namespace_a_tenant_namespace(kube, kubeconfig, placed):
+    """Creating a namespace with a factory's labels, or adding them to one, would claim the
+    factory's rules and rights for it: refused even to a user allowed to manage namespaces."""
+    user, role = unique("ns-maker"), unique("ns-maker")
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": role},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "patch", "get"]}],
+        }
+    )
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        }
+    )
+    maker = impersonating(kubeconfig, user, "system:authenticated")
+    namespaces = maker.resource("v1", "Namespace")
+    claimed = {
+        "metadata": {"name": unique("claimed"), "labels": {"aifactory.dev/factory": placed["factory"]}}
+    }
+    with pytest.raises(ApiException) as refused:
+        namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", **claimed}, dry_run="All")
+    assert "[guard-rail/namespace-labels]" in str(refused.value.body)
+    plain = unique("plain")
+    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plain}})
+    try:
+        with pytest.raises(ApiException) as refused:
+            namespaces.patch(
+                body={"metadata": {"labels": {"aifactory.dev/factory": placed["factory"]}}},
+                name=plain,
+                content_type="application/merge-patch+json",
+            )
+        assert "[guard-rail/namespace-labels]" in str(refused.value.body)
+    finally:
+        kube.delete("v1", "Namespace", plain)
+        kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", role)
+        kube.delete("rbac.authorization.k8s.io/v1", "ClusterRole", role)

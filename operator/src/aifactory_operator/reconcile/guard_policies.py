@@ -192,20 +192,30 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
     not_privileged = {"name": "not-privileged", "expression": f"!({is_privileged(exempt_users)})"}
     old_labels = "oldObject.metadata.?labels.orValue({})"
     new_labels = "object.metadata.?labels.orValue({})"
+    ours = f"{new_labels}.exists(k, k.startsWith({quote(GROUP + '/')}))"
+    unchanged = (
+        f"{old_labels}.filter(k, {is_protected('k')}).all(k, k in {new_labels} &&"
+        f" {new_labels}[k] == {old_labels}[k]) && {new_labels}.filter(k, {is_protected('k')})"
+        f".all(k, k in {old_labels})"
+    )
+    # A namespace becomes a tenant namespace only by the operator's hand: nobody else creates one
+    # with our labels or adds them later (that would claim a factory's rules and rights for it).
     namespace_guard = guard_policy(
         "aifactory-namespace-guard",
-        [rule("", "v1", ["namespaces"], ["UPDATE"])],
+        [rule("", "v1", ["namespaces"], ["CREATE", "UPDATE"])],
         [
             not_privileged,
-            {"name": "tenant-namespace", "expression": f"{quote(LABEL_FACTORY)} in {old_labels}"},
+            {
+                "name": "tenant-namespace-or-claiming-to-be",
+                "expression": f"(request.operation == 'UPDATE' && {quote(LABEL_FACTORY)} in {old_labels})"
+                f" || {ours}",
+            },
         ],
         [
             validation(
                 NAMESPACE_GUARD,
                 "metadata.labels",
-                f"{old_labels}.filter(k, {is_protected('k')}).all(k, k in {new_labels} &&"
-                f" {new_labels}[k] == {old_labels}[k]) && {new_labels}.filter(k, {is_protected('k')})"
-                f".all(k, k in {old_labels})",
+                f"request.operation == 'CREATE' ? !{ours} : ({unchanged})",
                 "the aifactory.dev/* and pod-security.kubernetes.io/* labels of a tenant namespace are"
                 " the factory's; change the AIFactory instead",
             )
