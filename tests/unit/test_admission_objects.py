@@ -146,3 +146,27 @@ def test_a_serving_certificate_is_usable_only_for_its_hosts_its_ca_and_its_lifet
     assert not is_usable(server, ca, ["other.ns.svc"], NOW)
     assert not is_usable(server, issue_ca("other-ca"), ["127.0.0.1"], NOW)
     assert not is_usable(server, ca, ["127.0.0.1"], NOW + timedelta(days=340))
+
+
+def test_tenant_guards_fail_closed_bind_to_tenant_namespaces_and_exempt_only_whom_they_name():
+    from aifactory_operator.reconcile.tenant_guards import construct_tenant_guards
+
+    objects = construct_tenant_guards(["system:serviceaccount:aifactory-system:aifactory-operator"])
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"}
+    bindings = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert set(policies) == {b["spec"]["policyName"] for b in bindings} == {
+        "aifactory-binding-guard",
+        "aifactory-network-policy-guard",
+        "aifactory-status-guard",
+        "aifactory-scale-guard",
+    }
+    for policy in policies.values():
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        assert [v["expression"] for v in policy["spec"]["validations"]] == ["false"]
+    for binding in bindings:
+        selector = binding["spec"]["matchResources"]["namespaceSelector"]
+        assert selector == {"matchExpressions": [{"key": "aifactory.dev/factory", "operator": "Exists"}]}
+    binding_exempt = policies["aifactory-binding-guard"]["spec"]["matchConditions"][0]["expression"]
+    assert "system:kube-scheduler" in binding_exempt and "aifactory-operator" not in binding_exempt
+    network_exempt = policies["aifactory-network-policy-guard"]["spec"]["matchConditions"][0]["expression"]
+    assert "aifactory-operator" in network_exempt
