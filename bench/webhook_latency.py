@@ -20,7 +20,7 @@ from typing import Any
 
 from common import dataset_body, factory_body, is_ready, report, run_interruptible, start_cluster, wait
 
-from aifactory_operator.constants import API_VERSION, OPERATOR_NAMESPACE
+from aifactory_operator.constants import API_VERSION, LABEL_JURISDICTION, LABEL_POOL, OPERATOR_NAMESPACE
 from aifactory_operator.kube.client import Kube
 from aifactory_operator.launcher import OperatorProcess
 
@@ -132,12 +132,18 @@ def run(count: int) -> dict[str, Any]:
         direct = time_webhook(kube, webhook, reader_pod(tenant), count)
         time_dry_runs(kube, reader_pod(tenant), warm)
         guarded = time_dry_runs(kube, reader_pod(tenant), count)
+        # The same pod naming its placement, as the operator's own pods do: no mutation.
+        placed = reader_pod(tenant)
+        placed["spec"]["nodeSelector"] = {LABEL_JURISDICTION: "DE", LABEL_POOL: "h100"}
+        time_dry_runs(kube, placed, warm)
+        guarded_placed = time_dry_runs(kube, placed, count)
         time_dry_runs(kube, reader_pod(plain), warm)
         baseline = time_dry_runs(kube, reader_pod(plain), count)
         return {
             "admissions": count,
             "webhook_direct": percentiles(direct),
             "apiserver_with_policies_and_webhooks": percentiles(guarded),
+            "apiserver_with_policies_and_webhooks_placed_pod": percentiles(guarded_placed),
             "apiserver_baseline_no_policies": percentiles(baseline),
             "p50_ratio_guarded_vs_baseline": round(
                 statistics.median(guarded) / statistics.median(baseline), 2

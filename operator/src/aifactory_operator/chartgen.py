@@ -57,9 +57,18 @@ def construct_chart_webhooks() -> list[dict[str, Any]]:
     endpoint = Endpoint(b"", service_namespace=NAMESPACE, service_name=WEBHOOK_SERVICE)
     configs = [
         construct_validating_configuration(endpoint, NAMESPACE),
-        construct_placement_configuration(endpoint, NAMESPACE),
         construct_audit_tap_configuration(endpoint, NAMESPACE, OPERATOR_USER),
     ]
+    return without_ca_bundle(configs)
+
+
+def construct_chart_placement_webhook() -> dict[str, Any]:
+    endpoint = Endpoint(b"", service_namespace=NAMESPACE, service_name=WEBHOOK_SERVICE)
+    return without_ca_bundle([construct_placement_configuration(endpoint, NAMESPACE)])[0]
+
+
+def without_ca_bundle(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator injects its CA at start."""
     for config in configs:
         for webhook in config["webhooks"]:
             webhook["clientConfig"].pop("caBundle")
@@ -81,11 +90,13 @@ def render_chart_files() -> dict[str, str]:
     ]
     files["templates/generated/admission-policies.yaml"] = dump(policies)
     files["templates/generated/webhooks.yaml"] = dump(construct_chart_webhooks())
-    # Rendered only where the cluster serves MutatingAdmissionPolicy v1 (1.36+); elsewhere the
-    # operator's webhook places pods.
-    files["templates/generated/placement-mutation.yaml"] = (
-        f"{{{{- if .Capabilities.APIVersions.Has \"{MAP_API}/MutatingAdmissionPolicy\" }}}}\n"
+    # kube-apiserver places pods itself where it serves MutatingAdmissionPolicy v1 (1.36+);
+    # elsewhere the operator's webhook does.
+    files["templates/generated/placement.yaml"] = (
+        f'{{{{- if .Capabilities.APIVersions.Has "{MAP_API}/MutatingAdmissionPolicy" }}}}\n'
         + dump(construct_placement_mutation())
+        + "{{- else }}\n"
+        + dump([construct_chart_placement_webhook()])
         + "{{- end }}\n"
     )
     files["templates/generated/tenant-admin-role.yaml"] = dump([construct_tenant_admin_role()])

@@ -12,6 +12,7 @@ from typing import Any
 from ..constants import API_VERSION, LABEL_FACTORY, LABEL_JURISDICTION, LABEL_POOL
 from .admission_policies import SOVEREIGNTY_VARIABLES, TENANT_VARIABLES, is_confined, quote, rule
 from .ownership import managed_labels
+from .webhook_objects import NEEDS_PLACEMENT
 
 Obj = dict[str, Any]
 MAP_API = "admissionregistration.k8s.io/v1"
@@ -75,6 +76,8 @@ def construct_placement_mutation() -> list[Obj]:
             "paramKind": {"apiVersion": API_VERSION, "kind": "AIFactory"},
             "matchConstraints": {"resourceRules": [rule("", "v1", ["pods"], ["CREATE"])]},
             "matchConditions": [
+                # Cheapest first: a pod that names both (the operator's own) costs no more.
+                NEEDS_PLACEMENT,
                 {
                     "name": "its-own-factory",
                     "expression": "size(params.spec.?tenants.orValue([])"
