@@ -276,11 +276,29 @@ def identities(kube: Kube, kubeconfig: Path, guarded_log: str) -> dict[str, Kube
         None,
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "eddie"},
     )
-    return {
+    found = {
         "operator": as_identity(kubeconfig, account, f"system:serviceaccounts:{namespace}"),
         "tenant-admin": as_identity(kubeconfig, "tina", "research-admins"),
         "editor": as_identity(kubeconfig, "eddie", "system:authenticated"),
     }
+    # kube-apiserver picks up new policies, bindings and role bindings from its informers: wait
+    # until a dry-run tampering is refused by the guard before the tests count on it.
+    wait_for(lambda: guard_in_force(found["editor"], namespace), "the audit guards in force")
+    return found
+
+
+def guard_in_force(who: Kube, namespace: str) -> bool:
+    try:
+        who.resource("v1", "ConfigMap").patch(
+            body={"data": {entry_key(1): "{}"}},
+            name=segment_name(1),
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            dry_run="All",
+        )
+    except ApiException as error:
+        return "guard-rail/audit-log" in str(error.body)
+    return False
 
 
 def merge_patch(kube: Kube, namespace: str, name: str, body: dict[str, Any]) -> None:

@@ -57,14 +57,10 @@ def construct_chart_webhooks() -> list[dict[str, Any]]:
     endpoint = Endpoint(b"", service_namespace=NAMESPACE, service_name=WEBHOOK_SERVICE)
     configs = [
         construct_validating_configuration(endpoint, NAMESPACE),
+        construct_placement_configuration(endpoint, NAMESPACE),
         construct_audit_tap_configuration(endpoint, NAMESPACE, OPERATOR_USER),
     ]
     return without_ca_bundle(configs)
-
-
-def construct_chart_placement_webhook() -> dict[str, Any]:
-    endpoint = Endpoint(b"", service_namespace=NAMESPACE, service_name=WEBHOOK_SERVICE)
-    return without_ca_bundle([construct_placement_configuration(endpoint, NAMESPACE)])[0]
 
 
 def without_ca_bundle(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,13 +86,11 @@ def render_chart_files() -> dict[str, str]:
     ]
     files["templates/generated/admission-policies.yaml"] = dump(policies)
     files["templates/generated/webhooks.yaml"] = dump(construct_chart_webhooks())
-    # kube-apiserver places pods itself where it serves MutatingAdmissionPolicy v1 (1.36+);
-    # elsewhere the operator's webhook does.
+    # kube-apiserver places pods itself where it serves MutatingAdmissionPolicy v1 (1.36+), also
+    # while the operator is down; the operator's webhook places them on every minor.
     files["templates/generated/placement.yaml"] = (
         f'{{{{- if .Capabilities.APIVersions.Has "{MAP_API}/MutatingAdmissionPolicy" }}}}\n'
         + dump(construct_placement_mutation())
-        + "{{- else }}\n"
-        + dump([construct_chart_placement_webhook()])
         + "{{- end }}\n"
     )
     files["templates/generated/tenant-admin-role.yaml"] = dump([construct_tenant_admin_role()])

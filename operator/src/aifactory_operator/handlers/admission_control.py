@@ -27,7 +27,6 @@ from ..reconcile.ownership import managed_labels
 from ..reconcile.placement_mutation import MAP_API, construct_placement_mutation
 from ..reconcile.tenant_guards import construct_tenant_guards
 from ..reconcile.webhook_objects import (
-    PLACEMENT_NAME,
     Endpoint,
     construct_audit_tap_configuration,
     construct_placement_configuration,
@@ -90,7 +89,6 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     config = WebhookSettings.from_env()
     client = kube()
     served = check_capabilities(client, logger)
-    # Where kube-apiserver places pods itself, a webhook call per pod would only add latency.
     mutation_served = "mutatingadmissionpolicies" in served.get(MAP_API, set())
     ensure_namespace(client, config.namespace)
     identity = whoami(client)
@@ -125,14 +123,13 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
         )
     )
     endpoint = config.endpoint(ca.cert)
+    # The webhook places pods on every minor; where kube-apiserver also serves the policy, the
+    # policy places them first (and while the operator is down) and the webhook finds them placed.
     configurations = [
         construct_validating_configuration(endpoint, config.namespace),
+        construct_placement_configuration(endpoint, config.namespace),
         construct_audit_tap_configuration(endpoint, config.namespace, identity),
     ]
-    if not mutation_served:
-        configurations.append(construct_placement_configuration(endpoint, config.namespace))
-    elif not INSTALLED_BY_HELM:
-        client.delete("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", PLACEMENT_NAME)
     for configuration in configurations:
         if INSTALLED_BY_HELM:
             inject_ca_bundle(client, configuration)

@@ -51,9 +51,13 @@ def pool_patch() -> str:
     required = f"{TYPE}.{REQUIRED}{{nodeSelectorTerms: [{new_term}]}}"
     node_affinity = f"{TYPE}{{{REQUIRED}: {required}}}"
     terms = f"{NODE_AFFINITY}.{REQUIRED}.?nodeSelectorTerms.orValue([])"
+    # The pod's own requirements are rebuilt as Object types: a list of the pod's values and one of
+    # Object values do not concatenate.
+    copied = "{key: e.key, operator: e.operator, values: e.?values.orValue([])}"
     extended = (
         f"size({terms}) == 0 ? [{new_term}] : {terms}.map(t, {TERM_TYPE}{{matchExpressions:"
-        f" t.?matchExpressions.orValue([]) + [{expression}], matchFields: t.?matchFields.orValue([])}})"
+        f" t.?matchExpressions.orValue([]).map(e, {TERM_TYPE}.matchExpressions{copied}) + [{expression}],"
+        f" matchFields: t.?matchFields.orValue([]).map(e, {TERM_TYPE}.matchFields{copied})}})"
     )
     affinity = f"Object.spec.affinity{{nodeAffinity: {node_affinity}}}"
     return (
