@@ -129,7 +129,9 @@ def test_a_younger_overlapping_dataset_that_passed_the_webhook_stalls_without_a_
         found = condition(kube.get(API_VERSION, "Dataset", younger, late), "Stalled")
         return found if found and found["reason"] == "PathOverlapsAnotherTenant" else None
 
-    found = wait_for(stalled, "the younger dataset to stall")
+    # The dataset is judged again on its resync timer once its namespace joins; on a busy operator
+    # (the whole e2e session's objects) that can take longer than the default wait.
+    found = wait_for(stalled, "the younger dataset to stall", timeout=240)
     assert f"overlaps dataset '{older}' of tenant 'research' on storage 'nfs'" in found["message"]
     assert kube.get("v1", "PersistentVolume", f"{tenants['factory']}-{late}-{younger}") is None
     kept = f"{tenants['factory']}-{tenants['research']}-{older}"

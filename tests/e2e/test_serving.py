@@ -112,18 +112,26 @@ def test_an_endpoint_serves_from_its_pool_with_service_hpa_pdb_and_policy(kube, 
         )
         env = {e["name"]: e["value"] for e in pods[0]["spec"]["containers"][0]["env"]}
         assert env["MODEL_PATH"] == "/models/weights-a"
+        # Both replicas' endpoints: the EndpointSlice controller adds them one by one.
         slices = wait_for(
-            lambda: [
-                a
-                for s in kube.list(
-                    "discovery.k8s.io/v1",
-                    "EndpointSlice",
-                    namespace=ns,
-                    label_selector="kubernetes.io/service-name=chat",
+            lambda: (
+                found
+                if len(
+                    found := [
+                        a
+                        for s in kube.list(
+                            "discovery.k8s.io/v1",
+                            "EndpointSlice",
+                            namespace=ns,
+                            label_selector="kubernetes.io/service-name=chat",
+                        )
+                        for a in s.get("endpoints") or []
+                    ]
                 )
-                for a in s.get("endpoints") or []
-            ],
-            "the Service's endpoints",
+                >= 2
+                else None
+            ),
+            "the Service's two endpoints",
         )
         assert len(slices) >= 2
         hpa = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "chat", ns)
