@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from factories import make_factory, make_restricted_pod, make_tenant
+from identities import impersonating, user_with_cluster_role
 from kubernetes.client.exceptions import ApiException
 from test_serving import STORAGE, make_endpoint, model_dataset
-from test_sovereignty import impersonating
 from test_training import make_training
 
 from aifactory_operator.constants import API_VERSION, LABEL_ENFORCED, LABEL_FACTORY, LABEL_TRAININGJOB
@@ -97,26 +97,8 @@ def relabeller(kube, kubeconfig) -> Iterator[Kube]:
     """A user allowed (by mistake) to patch namespaces: RBAC alone would let them unlock one."""
     role = unique("relabel")
     rules = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"]}]
-    kube.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": role},
-            "rules": rules,
-        }
-    )
-    kube.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": role},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "rex"}],
-        }
-    )
-    yield impersonating(kubeconfig, "rex", "system:authenticated")
-    kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", role)
-    kube.delete("rbac.authorization.k8s.io/v1", "ClusterRole", role)
+    with user_with_cluster_role(kube, kubeconfig, role, "rex", rules) as client:
+        yield client
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from factories import make_factory, make_restricted_pod, make_tenant
+from identities import impersonating, user_with_cluster_role
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from test_sovereignty import impersonating
 
 from aifactory_operator.constants import API_VERSION, LABEL_JURISDICTION, LABEL_POOL
 from aifactory_operator.kube.client import Kube
@@ -188,51 +188,34 @@ def test_with_the_operator_down_pods_are_placed_by_the_api_server_or_refused(kub
 def test_nobody_but_the_operator_makes_a_namespace_a_tenant_namespace(kube, kubeconfig, placed):
     """Creating a namespace with a factory's labels, or adding them to one, would claim the
     factory's rules and rights for it: refused even to a user allowed to manage namespaces."""
-    user, role = unique("ns-maker"), unique("ns-maker")
-    kube.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": role},
-            "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "patch", "get"]}],
-        }
-    )
-    kube.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": role},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-        }
-    )
-    maker = impersonating(kubeconfig, user, "system:authenticated")
-    namespaces = maker.resource("v1", "Namespace")
+    rules = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "patch", "get"]}]
     claimed = {
         "metadata": {"name": unique("claimed"), "labels": {"aifactory.dev/factory": placed["factory"]}}
     }
-
-    def refusal_of_claim() -> str:
-        try:
-            namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", **claimed}, dry_run="All")
-        except ApiException as error:
-            return str(error.body)
-        return "admitted"
-
-    # The role binding reaches kube-apiserver's authorizer through an informer: until then RBAC refuses.
-    refusal = wait_for(lambda: r if "forbidden: User" not in (r := refusal_of_claim()) else None, "the grant")
-    assert "[guard-rail/namespace-labels]" in refusal
     plain = unique("plain")
-    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plain}})
-    try:
-        with pytest.raises(ApiException) as refused:
-            namespaces.patch(
-                body={"metadata": {"labels": {"aifactory.dev/factory": placed["factory"]}}},
-                name=plain,
-                content_type="application/merge-patch+json",
-            )
-        assert "[guard-rail/namespace-labels]" in str(refused.value.body)
-    finally:
-        kube.delete("v1", "Namespace", plain)
-        kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", role)
-        kube.delete("rbac.authorization.k8s.io/v1", "ClusterRole", role)
+    with user_with_cluster_role(kube, kubeconfig, unique("ns-maker"), unique("ns-maker"), rules) as maker:
+        namespaces = maker.resource("v1", "Namespace")
+
+        def refusal_of_claim() -> str:
+            try:
+                namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", **claimed}, dry_run="All")
+            except ApiException as error:
+                return str(error.body)
+            return "admitted"
+
+        # The role binding reaches kube-apiserver's authorizer through an informer: until then RBAC refuses.
+        refusal = wait_for(
+            lambda: r if "forbidden: User" not in (r := refusal_of_claim()) else None, "the grant"
+        )
+        assert "[guard-rail/namespace-labels]" in refusal
+        namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plain}})
+        try:
+            with pytest.raises(ApiException) as refused:
+                namespaces.patch(
+                    body={"metadata": {"labels": {"aifactory.dev/factory": placed["factory"]}}},
+                    name=plain,
+                    content_type="application/merge-patch+json",
+                )
+            assert "[guard-rail/namespace-labels]" in str(refused.value.body)
+        finally:
+            kube.delete("v1", "Namespace", plain)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from factories import make_factory, make_tenant
 from hypothesis import HealthCheck, given, settings
+from identities import impersonating
 from kubernetes.client.exceptions import ApiException
 from policy_fixtures import FIXTURES, PROFILES, Fixture, instance, make_pod, with_spec, wrap
 from policy_properties import generated_pods
-from test_sovereignty import impersonating
 
 from aifactory_operator.api.v1alpha1.aifactory import AIFactory
 from aifactory_operator.constants import LABEL_ENFORCED

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from factories import make_dataset, make_factory, make_restricted_pod, make_tenant
+from identities import impersonating, user_with_cluster_role
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from policy_fixtures import make_pod_spec, with_spec, wrap
@@ -60,14 +61,6 @@ def admits(kube: Kube, obj: dict[str, Any]) -> bool:
     except ApiException:
         return False
     return True
-
-
-def impersonating(kubeconfig, user: str, group: str) -> Kube:
-    """A client acting as `user` in `group` (the admin may impersonate)."""
-    api_client = load_config(str(kubeconfig))
-    api_client.default_headers["Impersonate-User"] = user
-    api_client.default_headers["Impersonate-Group"] = group
-    return Kube(api_client)
 
 
 @pytest.fixture(scope="module")
@@ -294,38 +287,26 @@ def mallory(kube, kubeconfig):
     """A user whose RBAC (granted by mistake) allows editing namespaces and the operator's guard
     rails: the admission policies must stop them anyway."""
     role = unique("too-broad")
-    kube.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": role},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["namespaces", "resourcequotas", "limitranges"],
-                    "verbs": ["get", "list", "update", "patch", "delete"],
-                },
-                {
-                    "apiGroups": ["networking.k8s.io"],
-                    "resources": ["networkpolicies"],
-                    "verbs": ["get", "list", "update", "patch", "delete"],
-                },
-                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]},
-            ],
-        }
-    )
-    kube.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": role},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}],
-        }
-    )
-    yield impersonating(kubeconfig, "mallory", "system:authenticated")
-    kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", role)
-    kube.delete("rbac.authorization.k8s.io/v1", "ClusterRole", role)
+    with user_with_cluster_role(
+        kube,
+        kubeconfig,
+        role,
+        "mallory",
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["namespaces", "resourcequotas", "limitranges"],
+                "verbs": ["get", "list", "update", "patch", "delete"],
+            },
+            {
+                "apiGroups": ["networking.k8s.io"],
+                "resources": ["networkpolicies"],
+                "verbs": ["get", "list", "update", "patch", "delete"],
+            },
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]},
+        ],
+    ) as client:
+        yield client
 
 
 def refusal_of(call) -> str:

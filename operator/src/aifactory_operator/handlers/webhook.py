@@ -201,16 +201,18 @@ def is_by_operator(userinfo: dict[str, Any]) -> bool:
     )
 
 
-def place_pod(body: kopf.Body, patch: kopf.Patch, namespace: str, kwargs: dict[str, Any]) -> None:
-    """Adds what the positive placement rule asks for and the pod does not say yet."""
+def place_pod(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> list[Violation]:
+    """Adds what the positive placement rule asks for and the pod does not say yet, to kopf's
+    patch; it refuses nothing (the pods policy does)."""
     context = tenant_of(namespace, kwargs["factories_by_tenant_namespace"])
     if context is None:
-        return
+        return []
     spec = dict(body.get("spec") or {})
     placed = place(spec, scope_of(*context))
     for field in ("nodeSelector", "affinity"):
         if placed.get(field) != spec.get(field):
-            patch.setdefault("spec", {})[field] = placed[field]
+            kwargs["patch"].setdefault("spec", {})[field] = placed[field]
+    return []
 
 
 def serve(handler_id: str, check: Any, layer: str) -> Any:
@@ -220,18 +222,6 @@ def serve(handler_id: str, check: Any, layer: str) -> Any:
         started = time.perf_counter()
         try:
             refuse(check(body, namespace, kwargs), layer, body=body, namespace=namespace, **kwargs)
-        finally:
-            ADMISSION_SECONDS.labels(webhook=handler_id).observe(time.perf_counter() - started)
-
-    handle.__name__ = handler_id.replace("-", "_")
-    return handle
-
-
-def placing(handler_id: str) -> Any:
-    async def handle(body: kopf.Body, patch: kopf.Patch, namespace: str, **kwargs: Any) -> None:
-        started = time.perf_counter()
-        try:
-            place_pod(body, patch, namespace, kwargs)
         finally:
             ADMISSION_SECONDS.labels(webhook=handler_id).observe(time.perf_counter() - started)
 
@@ -260,7 +250,7 @@ def register() -> None:
         kopf.on.validate(*resource(group, version, plural), id=handler_id, subresource=subresource)(
             serve(handler_id, check, "webhook")
         )
-    kopf.on.mutate("v1", "pods", id="place-pods")(placing("place-pods"))
+    kopf.on.mutate("v1", "pods", id="place-pods")(serve("place-pods", place_pod, "placement"))
     for group, version, plural, handler_id, subresource in tapping:
         kopf.on.mutate(*resource(group, version, plural), id=handler_id, subresource=subresource)(
             serve(handler_id, check_tapped, "admission-policy")
