@@ -55,6 +55,8 @@ def make_node(
     ours: bool = True,
     labels: dict | None = None,
     cordoned: bool = False,
+    cpu: str = "64",
+    memory: str = "512Gi",
 ) -> dict:
     base_labels = {"aifactory.dev/pool": pool, "aifactory.dev/factory": "de-1"} if ours else {}
     return {
@@ -68,7 +70,7 @@ def make_node(
         },
         "spec": {"unschedulable": True} if cordoned else {},
         "status": {
-            "allocatable": {"nvidia.com/gpu": str(gpus)},
+            "allocatable": {"nvidia.com/gpu": str(gpus), "cpu": cpu, "memory": memory},
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
         },
     }

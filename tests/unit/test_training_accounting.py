@@ -86,6 +86,6 @@ def test_a_tick_admits_at_most_its_limit_and_says_the_queue_can_go_on_at_once():
     config = TrainingConfig(admissions_per_tick=3)
     result = plan_training(factory(), jobs, {}, nodes, [], {}, now=NOW, config=config)
     assert [result.statuses[f"research/j{i}"][0]["phase"] for i in range(4)] == ["Admitted"] * 3 + ["Queued"]
-    assert len([o for o in result.apply if o["kind"] == "Job"]) == 3
+    assert len(result.create) == 3
     assert result.capped
     assert not plan_training(factory(), jobs, {}, nodes, [], {}, now=NOW, config=TrainingConfig()).capped

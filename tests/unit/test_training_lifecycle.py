@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from aifactory_operator.api.v1alpha1 import TrainingJob
+from aifactory_operator.reconcile.nodepools import PodOnNode
 from aifactory_operator.reconcile.training import BatchJob, TrainingConfig, plan_training
 from builders import make_factory, make_node, make_pool, make_tenant
 
@@ -36,19 +37,28 @@ def make_job(name="llm", status=None, **spec) -> TrainingJob:
     return TrainingJob.model_validate(body)
 
 
-def plan(jobs, batch=None, **kwargs):
+def plan(jobs, batch=None, pods=(), **kwargs):
     return plan_training(
-        factory(), jobs, batch or {}, nodes(), [], {}, now=kwargs.get("now", NOW), config=CONFIG
+        factory(), jobs, batch or {}, nodes(), list(pods), {}, now=kwargs.get("now", NOW), config=CONFIG
     )
+
+
+def bound(job: str, attempt: int, nodes: list[str]) -> list[PodOnNode]:
+    """The running workers of a gang, bound to its nodes as the pods index holds them."""
+    return [
+        PodOnNode("research", f"{job}-{attempt}-{i}", node, 8, training_job=f"research/{job}", attempt=str(attempt))
+        for i, node in enumerate(nodes)
+    ]
 
 
 def test_a_new_job_is_admitted_and_materialised_in_one_decision():
     result = plan([make_job()])
     status, outcome = result.statuses["research/llm"]
     assert status["phase"] == "Admitted" and len(status["placement"]["nodes"]) == 2
-    kinds = [o["kind"] for o in result.apply]
-    assert kinds == ["Service", "Job"]
-    job = result.apply[1]
+    assert [o["kind"] for o in result.apply] == ["Service"]
+    # The Job is created, not applied: its name can be taken once, so an attempt is decided once.
+    assert [c.obj["kind"] for c in result.create] == ["Job"] and result.create[0].admission
+    job = result.create[0].obj
     assert job["metadata"]["name"] == "llm-0"
     assert job["spec"]["backoffLimit"] == 0
     assert outcome.state == "progressing"
@@ -56,8 +66,8 @@ def test_a_new_job_is_admitted_and_materialised_in_one_decision():
 
 def test_a_single_worker_needs_no_service_and_rendezvouses_on_loopback():
     result = plan([make_job(nodes=1)])
-    assert [o["kind"] for o in result.apply] == ["Job"]
-    pod = result.apply[0]["spec"]["template"]["spec"]
+    assert result.apply == [] and [c.obj["kind"] for c in result.create] == ["Job"]
+    pod = result.create[0].obj["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["MASTER_ADDR"] == "127.0.0.1" and "subdomain" not in pod
 
@@ -71,7 +81,10 @@ def test_a_job_that_does_not_fit_waits_with_its_position_and_reason():
         },
         nodes=3,
     )
-    result = plan([running, make_job("next")], {"research/big": [BatchJob("big-0", ready=3)]})
+    on = ["de-1-h100-0", "de-1-h100-1", "de-1-h100-2"]
+    result = plan(
+        [running, make_job("next")], {"research/big": [BatchJob("big-0", ready=3)]}, pods=bound("big", 0, on)
+    )
     status, _ = result.statuses["research/next"]
     assert (status["phase"], status["queuePosition"]) == ("Queued", 1)
     assert status["reason"].startswith("waiting for 16 NVIDIA-H100-80GB-HBM3 GPUs (2 x 8)")
@@ -85,7 +98,7 @@ def test_all_workers_ready_means_running_with_a_residency_record():
     status, outcome = result.statuses["research/llm"]
     assert status["phase"] == "Running" and outcome.state == "ready"
     assert [n["name"] for n in status["residency"]["nodes"]] == ["de-1-h100-0", "de-1-h100-1"]
-    assert result.apply == [], "the Job exists already"
+    assert result.apply == [] and result.create == [], "the Job exists already"
 
 
 def test_completion_releases_the_placement():

@@ -60,6 +60,12 @@ TRAINING_ADMISSION_LATENCY = Histogram(
     "Time from a TrainingJob's creation to its first admission.",
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, float("inf")),
 )
+ADMISSION_INVARIANT_VIOLATIONS = Counter(
+    "aifactory_admission_invariant_violations",
+    "Breaches of gang admission's invariants the training loop found and repaired, by invariant"
+    " (node-overcommitted, placement-mismatch, gang-unschedulable); see docs/gang-admission.md.",
+    ["invariant"],
+)
 POOL_GPUS_ALLOCATABLE = Gauge(
     "aifactory_pool_gpus_allocatable",
     "GPUs allocatable on the ready nodes of a pool (status.pools[].gpusAllocatable).",

@@ -16,9 +16,10 @@ from ..constants import (
     LABEL_TRAININGJOB,
     VERSION,
 )
-from ..reconcile.nodepools import PodOnNode, requested_gpus
+from ..reconcile.gang_views import BatchJob, UnschedulablePod, batch_job_view, pod_view, unschedulable_view
+from ..reconcile.nodepools import PodOnNode
+from ..reconcile.resources import parse_amounts
 from ..reconcile.serving import DeploymentView
-from ..reconcile.training import BatchJob
 
 SYSTEM_TAINTS = "node.kubernetes.io/"
 
@@ -58,6 +59,8 @@ async def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[
             "status": {
                 "capacity": dict(status.get("capacity") or {}),
                 "allocatable": dict(status.get("allocatable") or {}),
+                # Parsed once per change of the node, not once per tick of the admission loop.
+                "allocatableAmounts": parse_amounts(status.get("allocatable") or {}),
                 "conditions": [
                     {"type": c.get("type"), "status": c.get("status")}
                     for c in status.get("conditions") or []
@@ -69,26 +72,21 @@ async def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[
 
 
 @kopf.index("v1", "pods")
-async def pods_by_node(
-    name: str, namespace: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
-) -> dict[str, PodOnNode] | None:
-    """Pods bound to a node and not finished, with the GPUs they request."""
-    node = spec.get("nodeName")
-    if not node or status.get("phase") in ("Succeeded", "Failed"):
-        return None
-    gpus = requested_gpus(dict(spec))
-    daemon = any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
-    labels = meta.get("labels") or {}
-    training = f"{namespace}/{labels[LABEL_TRAININGJOB]}" if labels.get(LABEL_TRAININGJOB) else ""
-    endpoint = f"{namespace}/{labels[LABEL_MODELENDPOINT]}" if labels.get(LABEL_MODELENDPOINT) else ""
-    pod = PodOnNode(namespace, name, node, gpus, daemon=daemon, training_job=training, endpoint=endpoint)
-    return {node: pod}
+async def pods_by_node(name: str, body: kopf.Body, **_: Any) -> dict[str, PodOnNode] | None:
+    """Pods bound to a node and not finished, with what they request."""
+    pod = pod_view({"metadata": body.metadata, "spec": body.spec, "status": body.status})
+    return None if pod is None else {pod.node: pod}
+
+
+@kopf.index("v1", "pods", labels={LABEL_TRAININGJOB: kopf.PRESENT})
+async def unschedulable_pods_by_trainingjob(body: kopf.Body, **_: Any) -> dict[str, UnschedulablePod] | None:
+    """Gang pods the scheduler could not place: a gang admitted onto nodes that cannot hold it."""
+    seen = unschedulable_view({"metadata": body.metadata, "spec": body.spec, "status": body.status})
+    return None if seen is None else {seen[0]: seen[1]}
 
 
 @kopf.index(GROUP, VERSION, "modelendpoints")
-async def modelendpoints_by_namespace(
-    namespace: str, body: kopf.Body, **_: Any
-) -> dict[str, dict[str, Any]]:
+async def modelendpoints_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every ModelEndpoint, whole, by namespace: served from the same loop as training."""
     return {namespace: lean(body)}
 
@@ -116,9 +114,7 @@ async def deployments_by_endpoint(
 
 
 @kopf.index(GROUP, VERSION, "trainingjobs")
-async def trainingjobs_by_namespace(
-    namespace: str, body: kopf.Body, **_: Any
-) -> dict[str, dict[str, Any]]:
+async def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every TrainingJob, whole, by namespace: the admission loop's queue."""
     return {namespace: lean(body)}
 
@@ -130,20 +126,10 @@ async def datasets_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> di
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
 async def batch_jobs_by_trainingjob(
-    name: str, namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any
+    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[str, BatchJob]:
-    """Our Jobs by the TrainingJob that owns them, with how their attempt is going."""
-    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
-    failed = conditions.get("Failed")
-    return {
-        f"{namespace}/{labels[LABEL_TRAININGJOB]}": BatchJob(
-            name=name,
-            complete="Complete" in conditions,
-            failed=failed is not None,
-            message=str((failed or {}).get("message", "")),
-            ready=int(status.get("ready") or 0),
-        )
-    }
+    """Our Jobs by the TrainingJob that owns them: how each attempt goes and which nodes it pins."""
+    return {f"{namespace}/{labels[LABEL_TRAININGJOB]}": batch_job_view(dict(body))}
 
 
 def snapshot_nodes(index: kopf.Index[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,17 +15,20 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api.v1alpha1 import AIFactory, Dataset, ModelEndpoint, TrainingJob
 from ..constants import API_VERSION, GROUP, VERSION
-from ..kube.client import Kube
-from ..metrics import RECONCILES, TRAINING_ADMISSION_LATENCY, forget_training, publish_training
-from ..reconcile.conditions import Outcome, construct_conditions
-from ..reconcile.lifecycle_events import (
-    LifecycleEvent,
-    construct_lifecycle_events,
-    merge_status,
-    story_mark,
+from ..kube.client import AlreadyExists, Kube
+from ..metrics import (
+    ADMISSION_INVARIANT_VIOLATIONS,
+    RECONCILES,
+    TRAINING_ADMISSION_LATENCY,
+    forget_training,
+    publish_training,
 )
+from ..reconcile.gang_protocol import ProtocolMemory
+from ..reconcile.gang_views import UnschedulablePod, batch_job_view
+from ..reconcile.lifecycle_events import LifecycleEvent
 from ..reconcile.parsing import InvalidSpec, parse_resource
-from ..reconcile.training import BatchJob, TrainingConfig, TrainingPlan, key_of, plan_training
+from ..reconcile.status_writes import StatusWrite, WriteBudget, choose_status_writes
+from ..reconcile.training import BatchJob, Creation, TrainingConfig, TrainingPlan, key_of, plan_training
 from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
 from .runtime import count_error, kube, measured
 from .webhook import record_own_refusal
@@ -38,6 +41,7 @@ CONFIG = TrainingConfig(
     # A tick writes all it admits before the next one looks; 10,000 admissions in one tick held
     # every Running report behind ~30,000 writes (minutes) and ~100 MB of Job manifests.
     admissions_per_tick=int(os.environ.get("AIFACTORY_TICK_ADMISSIONS", "500")),
+    unschedulable_grace_seconds=float(os.environ.get("AIFACTORY_UNSCHEDULABLE_GRACE_SECONDS", "120")),
 )
 
 
@@ -111,6 +115,8 @@ class LoopMemory:
     """What a factory's loop remembers between ticks; all of it can be lost (a restart rebuilds it)."""
 
     admitted: set[str] = field(default_factory=set)  # first admissions seen, in case the index lags
+    protocol: ProtocolMemory = field(default_factory=ProtocolMemory)  # our own decisions and writes
+    reported: set[tuple[str, str, int]] = field(default_factory=set)  # breaches counted already
     parsed: ParsedModels = field(default_factory=ParsedModels)
     refreshed: dict[str, float] = field(default_factory=dict)  # job key -> last queue refresh
     # Object key -> story_mark of the status whose Events were recorded last: when the watch lags
@@ -147,6 +153,7 @@ class Observed:
     nodes: list[dict[str, Any]]
     pods: list[Any]
     deployments: dict[str, Any]
+    unschedulable: dict[str, list[UnschedulablePod]] = field(default_factory=dict)
 
 
 def observe_tick(
@@ -159,6 +166,7 @@ def observe_tick(
     pods_by_node: kopf.Index[str, Any],
     modelendpoints_by_namespace: kopf.Index[str, dict[str, Any]],
     deployments_by_endpoint: kopf.Index[str, Any],
+    unschedulable_pods_by_trainingjob: kopf.Index[str, UnschedulablePod] | None = None,
     **_: Any,
 ) -> Observed:
     """The factory's jobs, endpoints and datasets and the cluster around them, as the indexes hold
@@ -181,24 +189,40 @@ def observe_tick(
         nodes=snapshot_nodes(nodes_by_name) if busy else [],
         pods=snapshot_pods(pods_by_node) if busy else [],
         deployments={k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v},
+        unschedulable=snapshot_values(unschedulable_pods_by_trainingjob, keys)
+        if unschedulable_pods_by_trainingjob is not None
+        else {},
     )
 
 
 def plan_and_execute(
     factory: AIFactory, memory: LoopMemory, observed: Observed
 ) -> tuple[TrainingPlan, list[TrainingJob]]:
-    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), memory.parsed, observed)
+    client = kube()
+    resolve_uncertain(client, memory.protocol)
+    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), memory.parsed, observed, memory.protocol)
     memory.parsed.forget_unasked()
+    for key in plan.settled_decisions:
+        memory.protocol.decided.pop(key, None)
+    for key in plan.settled_writes:
+        memory.protocol.written.pop(key, None)
 
     def refused(obj: dict[str, Any], error: ApiException) -> None:
         record_own_refusal(obj, error, factory)
 
-    execute_training(kube(), plan, jobs, endpoints, memory.refreshed, refused, told=memory.told)
+    report_breaches(client, plan, jobs, memory.reported)
+    execute_training(
+        client, plan, jobs, endpoints, memory.refreshed, refused, told=memory.told, protocol=memory.protocol
+    )
     return plan, jobs
 
 
 def plan_tick(
-    factory: AIFactory, now: datetime, parsed: ParsedModels, observed: Observed
+    factory: AIFactory,
+    now: datetime,
+    parsed: ParsedModels,
+    observed: Observed,
+    protocol: ProtocolMemory | None = None,
 ) -> tuple[TrainingPlan, list[TrainingJob], list[ModelEndpoint]]:
     """The plan for this tick, with the jobs and endpoints that parsed."""
     jobs = [j for body in observed.jobs if (j := parsed.parse(TrainingJob, body)) is not None]
@@ -218,6 +242,8 @@ def plan_tick(
         config=CONFIG,
         endpoints=endpoints,
         deployments=observed.deployments,
+        memory=protocol,
+        unschedulable=observed.unschedulable,
     )
     return plan, jobs, endpoints
 
@@ -235,21 +261,8 @@ def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: s
 # Writes of one tick go out this many at a time: they are independent of one another, and one at a
 # time a tick that admits hundreds of jobs spends most of its time waiting on round trips.
 WRITERS = int(os.environ.get("AIFACTORY_TRAINING_WRITERS", "8"))
-
-
-@dataclass(frozen=True)
-class StatusWrite:
-    """One status patch of a tick and the Events it tells; each costs one write."""
-
-    key: str
-    owner: TrainingJob | ModelEndpoint
-    patch: dict[str, Any]
-    events: list[LifecycleEvent] = field(default_factory=list)
-    mark: tuple[Any, ...] | None = None  # story_mark of the written status; None: tells nothing
-
-    @property
-    def writes(self) -> int:
-        return 1 + len(self.events)
+BUDGET = WriteBudget(TICK_WRITES, REPORT_WRITES_MIN, QUEUE_ENTRIES_PER_TICK, QUEUE_REFRESHES_PER_TICK)
+Owner = TrainingJob | ModelEndpoint
 
 
 def execute_training(
@@ -261,89 +274,138 @@ def execute_training(
     refused: Callable[[dict[str, Any], ApiException], None] | None = None,
     *,
     told: dict[str, tuple[Any, ...]] | None = None,
+    protocol: ProtocolMemory | None = None,
 ) -> None:
-    """Deletes finished attempts, creates new ones, then writes each status that changed, followed by
-    the Events its change of phase or condition tells: every such change at once; the first statuses
-    of newly queued jobs (oldest first) and mere queue refreshes (stalest first) only within what the
-    tick's write budget leaves, an Event counting as a write.
-    Each step finishes before the next starts, so a status never names a Job not yet written."""
+    """Writes the plan in the protocol's order (docs/gang-admission.md):
+    1. statuses, except those of admissions: an attempt is left in the status before its Job goes;
+    2. deletes (of attempts whose status step landed), applies, and Job creates, in parallel;
+    3. the statuses of admissions whose Job now exists, so a status never names nodes no Job holds.
+    Every write is attempted; the first failure is raised at the end."""
     told = {} if told is None else told
-    owners: dict[str, TrainingJob | ModelEndpoint] = {key_of(j): j for j in jobs}
+    protocol = ProtocolMemory() if protocol is None else protocol
+    owners: dict[str, Owner] = {key_of(j): j for j in jobs}
     owners.update({f"me:{e.namespace}/{e.name}": e for e in endpoints})
     now = datetime.now(UTC)
-    changes: list[StatusWrite] = []
-    refreshes: list[tuple[float, str, StatusWrite]] = []
-    entries: list[tuple[str, str, StatusWrite]] = []
-    for key, (fields, outcome) in plan.statuses.items():
-        owner = owners[key]
-        current = owner.status.to_wire() if owner.status else {}
-        if not (patch := status_patch(owner, current, fields, outcome, now)):
-            continue
-        if is_queue_refresh(current, patch):
-            # A refresh changes no phase or condition, so it tells nothing; with thousands queued,
-            # working out its Events every tick would cost for nothing.
-            refreshes.append((refreshed.get(key, 0.0), key, StatusWrite(key, owner, patch)))
-            continue
-        write = plan_status_write(key, owner, current, patch, told.get(key))
-        if is_queue_entry(current, patch):
-            entries.append((str(owner.metadata.get("creationTimestamp", "")), key, write))
-        else:
-            changes.append(write)
-    decided = len(plan.delete) + len(plan.apply) + sum(w.writes for w in changes)
-    room = max(TICK_WRITES - decided, REPORT_WRITES_MIN)
-    entered = take_within([w for *_, w in sorted(entries, key=lambda e: e[:2])], QUEUE_ENTRIES_PER_TICK, room)
-    left = room - sum(w.writes for w in entered)
-    chosen = take_within(
-        [w for *_, w in sorted(refreshes, key=lambda r: r[:2])], QUEUE_REFRESHES_PER_TICK, left
-    )
-    changes += entered + chosen
-
-    def write_status(write: StatusWrite) -> None:
-        owner = write.owner
-        kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, write.patch)
-        record_lifecycle_events(kube, owner, write.events)
-        if write.mark is not None:
-            told[write.key] = write.mark
-
+    sent = len(plan.delete) + len(plan.create) + len(plan.apply)
+    writes, chosen = choose_status_writes(plan.statuses, owners, sent, refreshed, told, BUDGET, now)
+    after_create = {c.key for c in plan.create if c.admission}
+    errors: list[BaseException] = []
     with ThreadPoolExecutor(WRITERS) as writers:
-        in_parallel(writers, lambda ref: kube.delete("batch/v1", "Job", ref[1], ref[0]), plan.delete)
-        in_parallel(writers, lambda obj: apply_child(kube, obj, refused), plan.apply)
-        in_parallel(writers, write_status, changes)
+
+        def status(write: StatusWrite) -> None:
+            write_status(kube, write, told, protocol)
+
+        failed = in_parallel(writers, status, [w for w in writes if w.key not in after_create], errors)
+        failed_keys = {w.key for w in failed}
+        deletes = [ref for ref in plan.delete if plan.delete_after.get(ref) not in failed_keys]
+        in_parallel(writers, lambda ref: kube.delete("batch/v1", "Job", ref[1], ref[0]), deletes, errors)
+        in_parallel(writers, lambda obj: apply_child(kube, obj, refused), plan.apply, errors)
+        unmade = in_parallel(
+            writers, lambda c: create_gang_job(kube, c, protocol, refused), plan.create, errors
+        )
+        landed = {c.key for c in plan.create} - {c.key for c in unmade}
+        in_parallel(writers, status, [w for w in writes if w.key in after_create and w.key in landed], errors)
     for write in chosen:
         refreshed[write.key] = now.timestamp()
     for memory in (refreshed, told):
         for key in set(memory) - set(owners):
             del memory[key]
+    if errors:
+        raise errors[0]
 
 
-def plan_status_write(
-    key: str,
-    owner: TrainingJob | ModelEndpoint,
-    current: dict[str, Any],
-    patch: dict[str, Any],
-    told: tuple[Any, ...] | None,
-) -> StatusWrite:
-    """The write of `patch` with the Events it tells, none when they were told already."""
-    kind = owner.info.kind
-    mark = story_mark(kind, merge_status(current, patch))
-    events = [] if mark == told else construct_lifecycle_events(kind, current, patch)
-    return StatusWrite(key, owner, patch, events, mark)
-
-
-def take_within(writes: list[StatusWrite], limit: int, room: int) -> list[StatusWrite]:
-    """The first writes, at most `limit` of them and at most `room` API writes in all."""
-    taken: list[StatusWrite] = []
-    for write in writes[:limit]:
-        if write.writes > room:
-            break
-        taken.append(write)
-        room -= write.writes
-    return taken
-
-
-def record_lifecycle_events(
-    kube: Kube, owner: TrainingJob | ModelEndpoint, events: list[LifecycleEvent]
+def write_status(
+    kube: Kube, write: StatusWrite, told: dict[str, tuple[Any, ...]], protocol: ProtocolMemory
 ) -> None:
+    owner = write.owner
+    kube.patch_status(API_VERSION, owner.info.kind, owner.name, owner.namespace, write.patch)
+    if isinstance(owner, TrainingJob) and "attempt" in write.patch:
+        protocol.written[write.key] = int(write.patch["attempt"] or 0)
+    record_lifecycle_events(kube, owner, write.events)
+    if write.mark is not None:
+        told[write.key] = write.mark
+
+
+def create_gang_job(
+    kube: Kube,
+    creation: Creation,
+    protocol: ProtocolMemory,
+    refused: Callable[[dict[str, Any], ApiException], None] | None = None,
+) -> None:
+    """Creates an attempt's Job, the durable record of its admission, and remembers the decision
+    until the watch shows the Job. Raises unless a Job pinning the decided nodes now exists."""
+    protocol.decided[creation.key] = creation.decided
+    meta = creation.obj["metadata"]
+    try:
+        kube.create(creation.obj)
+    except AlreadyExists:
+        adopt_existing_job(kube, creation, protocol)
+    except ApiException as error:
+        if error.status is not None and 400 <= error.status < 500 and error.status != 429:
+            protocol.decided.pop(creation.key, None)  # refused: nothing was created
+            if refused is not None:
+                refused(creation.obj, error)
+        else:  # a 5xx may have landed: read the Job back before deciding this attempt again
+            protocol.decided[creation.key] = replace(creation.decided, uncertain=True)
+        raise
+    except Exception:
+        protocol.decided[creation.key] = replace(creation.decided, uncertain=True)
+        raise
+    logger.debug("Created Job %s/%s", meta.get("namespace"), meta["name"])
+
+
+def adopt_existing_job(kube: Kube, creation: Creation, protocol: ProtocolMemory) -> None:
+    """The attempt's Job exists already (an earlier try landed, or another operator was first): its
+    nodes are the decision. Raises when they differ from this one, so no status names ours."""
+    meta = creation.obj["metadata"]
+    found = kube.get("batch/v1", "Job", meta["name"], meta.get("namespace"))
+    ours = creation.obj["metadata"]["ownerReferences"][0]["uid"]
+    view = batch_job_view(found) if found else None
+    if view is None or view.owner_uid not in ("", ours):
+        protocol.decided.pop(creation.key, None)
+        raise RuntimeError(f"Job {meta['name']} belongs to another TrainingJob")
+    protocol.decided[creation.key] = replace(creation.decided, nodes=view.nodes, uncertain=False)
+    if view.nodes != creation.decided.nodes:
+        raise RuntimeError(
+            f"Job {meta['name']} already pins {list(view.nodes)}; the status follows it next tick"
+        )
+
+
+def resolve_uncertain(kube: Kube, protocol: ProtocolMemory) -> None:
+    """Reads back each Job whose create had no clear answer: it exists (its nodes are the decision)
+    or it does not (the attempt is decided afresh)."""
+    for key, decided in list(protocol.decided.items()):
+        if not decided.uncertain:
+            continue
+        namespace, name = key.split("/", 1)
+        found = kube.get("batch/v1", "Job", f"{name}-{decided.attempt}", namespace)
+        if found is None:
+            del protocol.decided[key]
+        else:
+            protocol.decided[key] = replace(decided, nodes=batch_job_view(found).nodes, uncertain=False)
+
+
+def report_breaches(
+    kube: Kube, plan: TrainingPlan, jobs: list[TrainingJob], reported: set[tuple[str, str, int]]
+) -> None:
+    """Counts each breach of an invariant once per attempt and tells it as a Warning Event."""
+    owners = {key_of(j): j for j in jobs}
+    for breach in plan.breaches:
+        mark = (breach.key, breach.invariant, breach.attempt)
+        if mark in reported:
+            continue
+        reported.add(mark)
+        ADMISSION_INVARIANT_VIOLATIONS.labels(invariant=breach.invariant).inc()
+        logger.warning(
+            "Admission invariant %s broken for %s: %s", breach.invariant, breach.key, breach.message
+        )
+        if owner := owners.get(breach.key):
+            event = LifecycleEvent("AdmissionRepaired", f"{breach.invariant}: {breach.message}", warning=True)
+            record_lifecycle_events(kube, owner, [event])
+    reported &= {(b.key, b.invariant, b.attempt) for b in plan.breaches}
+
+
+def record_lifecycle_events(kube: Kube, owner: Owner, events: list[LifecycleEvent]) -> None:
     """Records the Events in order, after the status they narrate is written (so a failed status
     write is retried with its Events next tick, and never told twice). An Event that cannot be
     written is lost, as client-go's recorder loses it: the status still says what happened."""
@@ -373,44 +435,14 @@ def apply_child(
         raise
 
 
-def in_parallel(writers: ThreadPoolExecutor, write: Callable[[Any], Any], items: list[Any]) -> None:
-    """Every write is attempted; the first failure is raised once all have finished."""
-    failures = [f.exception() for f in [writers.submit(write, item) for item in items]]
-    if errors := [e for e in failures if e is not None]:
-        raise errors[0]
-
-
-def is_queue_entry(current: dict[str, Any], patch: dict[str, Any]) -> bool:
-    """A job the loop has not reported on yet (`current`: its stored status), to be reported as queued."""
-    return not current.get("phase") and patch.get("phase") == "Queued"
-
-
-def is_queue_refresh(current: dict[str, Any], patch: dict[str, Any]) -> bool:
-    """A queued job staying queued, with its conditions' types, states and reasons unchanged: only
-    its position or the wording of why it waits moved."""
-    if current.get("phase") != "Queued" or patch.get("phase", "Queued") != "Queued":
-        return False
-
-    def states(conditions: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
-        return {(c.get("type"), c.get("status"), c.get("reason")) for c in conditions}
-
-    return "conditions" not in patch or states(patch["conditions"]) == states(current.get("conditions") or [])
-
-
-def status_patch(
-    job: TrainingJob | ModelEndpoint,
-    current: dict[str, Any],
-    fields: dict[str, Any],
-    outcome: Outcome,
-    now: datetime,
-) -> dict[str, Any]:
-    """The merge patch from the stored status (`current`, as on the wire) to the wanted one; empty
-    when nothing changed."""
-    existing = list(current.get("conditions") or [])
-    wanted = {
-        **fields,
-        "observedGeneration": job.generation,
-        "conditions": construct_conditions(outcome, existing, generation=job.generation, now=now),
-    }
-    patch = {k: v for k, v in wanted.items() if current.get(k) != v and not (v is None and k not in current)}
-    return patch
+def in_parallel(
+    writers: ThreadPoolExecutor, write: Callable[[Any], Any], items: list[Any], errors: list[BaseException]
+) -> list[Any]:
+    """Attempts every write; returns the items whose write failed, their errors added to `errors`."""
+    futures = [(item, writers.submit(write, item)) for item in items]
+    failed = []
+    for item, future in futures:
+        if (error := future.exception()) is not None:
+            failed.append(item)
+            errors.append(error)
+    return failed

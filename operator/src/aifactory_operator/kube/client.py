@@ -31,6 +31,10 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient()
 
 
+class AlreadyExists(Exception):
+    """A create found the name taken."""
+
+
 class Kube:
     """The operations reconcilers need, each one API call, all under our field manager."""
 
@@ -71,6 +75,26 @@ class Kube:
                 force_conflicts=True,
             )
         )
+        after_write()
+        return dict(result.to_dict())
+
+    def create(self, obj: Obj) -> Obj:
+        """Creates an object that must not exist yet: 409 AlreadyExists tells the caller someone
+        (perhaps its own earlier try) created it first, which apply would hide."""
+        meta = obj["metadata"]
+        WRITES.labels(kind=obj["kind"], verb="create").inc()
+
+        def create() -> Any:
+            try:
+                return self.resource(obj["apiVersion"], obj["kind"]).create(
+                    body=obj, namespace=meta.get("namespace"), field_manager=FIELD_MANAGER
+                )
+            except ApiException as error:
+                if error.status == 409:  # not a conflict to wait out: the name is taken for good
+                    raise AlreadyExists(meta["name"]) from error
+                raise
+
+        result = retrying(create)
         after_write()
         return dict(result.to_dict())
 

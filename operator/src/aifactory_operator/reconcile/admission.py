@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
+from .resources import FrozenAmounts, fits
 from .topology_index import DomainIndex
 
 LEVEL_WORDS = {"nvlinkDomain": "NVLink domain", "rack": "rack"}
@@ -32,6 +33,7 @@ class NodeSlot:
     pool: str
     free: int
     domains: dict[str, str] = field(default_factory=dict)  # level -> domain name
+    spare: FrozenAmounts = ()  # every other resource left free (CPU, memory, ...), scaled
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Request:
     waiting_since: datetime | None = None
     topology_mode: str = "none"
     topology_level: str = "rack"
+    worker: FrozenAmounts = ()  # what one worker needs besides GPUs, scaled
 
     @property
     def gpus(self) -> int:
@@ -83,6 +86,7 @@ class FreeGPUs:
 
     def __init__(self, nodes: list[NodeSlot]) -> None:
         self.free = {n.name: n.free for n in nodes}
+        self.spare = {n.name: dict(n.spare) for n in nodes}
         self.slots = {n.name: n for n in nodes}
         self.buckets: dict[str, dict[int, list[str]]] = defaultdict(dict)
         for node in sorted(nodes, key=lambda n: n.name):
@@ -109,7 +113,14 @@ class FreeGPUs:
             for name in buckets[level]:
                 yield self.slots[name]
 
-    def take(self, name: str, gpus: int) -> None:
+    def has_spare(self, name: str, worker: FrozenAmounts) -> bool:
+        """Room on the node for a worker's CPU, memory and other resources (GPUs aside)."""
+        return not worker or fits(dict(worker), self.spare[name])
+
+    def take(self, name: str, gpus: int, worker: FrozenAmounts = ()) -> None:
+        spare = self.spare[name]
+        for resource, amount in worker:
+            spare[resource] = spare.get(resource, 0) - amount
         pool, before = self.slots[name].pool, self.free[name]
         names = self.buckets[pool][before]
         del names[bisect.bisect_left(names, name)]
@@ -164,7 +175,7 @@ def admit(
             decision.waiting[request.key] = full
         elif shape not in unplaceable and (grant := place(request, free)):
             for name in grant.nodes:
-                free.take(name, request.gpus_per_node)
+                free.take(name, request.gpus_per_node, request.worker)
             quota[(request.tenant, request.product)] -= request.gpus
             decision.admitted[request.key] = grant
             decision.capped = max_admissions is not None and len(decision.admitted) >= max_admissions
@@ -183,12 +194,21 @@ def admit(
 
 
 def place(request: Request, free: FreeGPUs) -> Grant | None:
-    """Nodes for every worker, or None. Tightest fit first, so that large free blocks stay whole."""
+    """Nodes for every worker, or None. Tightest fit first, so that large free blocks stay whole.
+    The GPU indexes find the nodes; a node short of CPU, memory or another resource the worker needs
+    is then passed over (rare: pools are sized so GPUs run out first), by a plain scan when the
+    indexed choice holds such a node."""
     if free.count(request.pool, request.gpus_per_node) < request.nodes:
         return None
     level = request.topology_level
     if request.topology_mode == "none":
-        return _grant(list(islice(free.best_fit(request.pool, request.gpus_per_node), request.nodes)), level)
+        fitting = (
+            s
+            for s in free.best_fit(request.pool, request.gpus_per_node)
+            if free.has_spare(s.name, request.worker)
+        )
+        chosen = list(islice(fitting, request.nodes))
+        return _grant(chosen, level) if len(chosen) == request.nodes else None
     domains = free.domains(request.pool, level)
     names = domains.whole_domain(request.gpus_per_node, request.nodes)
     if names is None and request.topology_mode == "required":
@@ -196,7 +216,31 @@ def place(request: Request, free: FreeGPUs) -> Grant | None:
     if names is None:
         # Preferred: as few domains as possible, so take the domains with the most fitting nodes first.
         names = domains.fewest_domains(request.gpus_per_node, request.nodes)
+    if not all(free.has_spare(name, request.worker) for name in names):
+        return _place_scanning(request, free)
     return _grant([free.slots[name] for name in names], level)
+
+
+def _place_scanning(request: Request, free: FreeGPUs) -> Grant | None:
+    """Topology placement over the nodes that fit in every resource, by scanning the pool: the same
+    choice as the indexes (tightest whole domain, else the domains with most fitting nodes)."""
+    level = request.topology_level
+    by_domain: dict[str, list[NodeSlot]] = defaultdict(list)
+    for slot in free.best_fit(request.pool, request.gpus_per_node):
+        if free.has_spare(slot.name, request.worker):
+            by_domain[slot.domains.get(level, slot.name)].append(slot)
+    whole = [d for d, slots in by_domain.items() if len(slots) >= request.nodes]
+    if whole:
+        tightest = min(
+            whole, key=lambda d: (len(by_domain[d]), sum(free.free[s.name] for s in by_domain[d]), d)
+        )
+        return _grant(by_domain[tightest][: request.nodes], level)
+    if request.topology_mode == "required" or sum(map(len, by_domain.values())) < request.nodes:
+        return None
+    chosen: list[NodeSlot] = []
+    for domain in sorted(by_domain, key=lambda d: (-len(by_domain[d]), d)):
+        chosen.extend(by_domain[domain][: request.nodes - len(chosen)])
+    return _grant(chosen, level)
 
 
 def explain_capacity(request: Request, free: FreeGPUs) -> str:

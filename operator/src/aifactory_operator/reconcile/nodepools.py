@@ -22,6 +22,7 @@ from ..constants import (
     LABEL_ZONE,
 )
 from .ownership import construct_owner_reference, managed_labels
+from .resources import FrozenAmounts
 
 Node = dict[str, Any]
 ANNOTATION_OWNED_LABELS = "aifactory.dev/owned-labels"
@@ -38,6 +39,8 @@ class PodOnNode:
     daemon: bool = False
     training_job: str = ""  # namespace/name of the TrainingJob that owns the pod, if any
     endpoint: str = ""  # namespace/name of the ModelEndpoint that owns the pod, if any
+    requests: FrozenAmounts = ()  # every resource it requests, scaled (see resources.py)
+    attempt: str = ""  # the attempt label of a training pod
 
 
 @dataclass(frozen=True)

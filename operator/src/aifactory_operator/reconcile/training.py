@@ -1,15 +1,17 @@
-"""The TrainingJob life cycle of one factory, as one pure decision per tick:
-validate -> follow the running attempt -> restart or finish -> admit the queue -> materialise."""
+"""The TrainingJob life cycle of one factory, as one pure decision per tick: validate -> read each
+attempt from its most durable record -> follow it -> check the books -> admit the queue ->
+materialise. The protocol between decisions and writes is in docs/gang-admission.md."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from ..api.v1alpha1.aifactory import AIFactory, NodePool, Tenant
 from ..api.v1alpha1.dataset import Dataset
 from ..api.v1alpha1.modelendpoint import ModelEndpoint
-from ..api.v1alpha1.trainingjob import TrainingJob
+from ..api.v1alpha1.trainingjob import Placement, Residency, TrainingJob, TrainingJobStatus
 from ..constants import (
+    GPU_RESOURCE,
     LABEL_FACTORY,
     LABEL_JURISDICTION,
     LABEL_NVLINK_DOMAIN,
@@ -19,14 +21,33 @@ from ..constants import (
 )
 from ..policy.data_use import DataUse, check_data_use, check_pool_use
 from ..policy.violations import Violation
-from .admission import Grant, NodeSlot, Request, admit
+from . import training_lifecycle as life
+from .admission import Decision, NodeSlot, Request, admit
 from .conditions import Outcome
-from .nodepools import Node, PodOnNode, all_taints, allocatable_gpus, is_node_ready
-from .serving import DeploymentView, Endpoint, endpoint_request, find_endpoint_problems, finish_endpoint
+from .gang_invariants import Breach, check_overcommit, check_unschedulable, mismatch_breach
+from .gang_protocol import (
+    AttemptView,
+    Decided,
+    ProtocolMemory,
+    decided_hold,
+    is_mismatch,
+    job_holds,
+    recorded_placement,
+    settled_decisions,
+    view_attempt,
+)
+from .gang_views import BatchJob, UnschedulablePod
+from .ledger import GangHold, Ledger, construct_ledger
+from .nodepools import Node, PodOnNode, all_taints, is_node_ready
+from .resources import Amounts, freeze, parse_amounts
+from .serving import DeploymentView, Endpoint, endpoint_request
+from .serving_admission import endpoint_items, hold_replicas, replica_amounts, settle_endpoint
 from .training_objects import construct_job, construct_service, job_name, needs_service
 
+__all__ = ["BatchJob", "TenantGpus", "TrainingConfig", "TrainingPlan", "key_of", "plan_training"]
+
 Obj = dict[str, Any]
-FINISHED = ("Succeeded", "Failed")
+Status = TrainingJobStatus
 LEVEL_LABELS = {"rack": LABEL_RACK, "nvlinkDomain": LABEL_NVLINK_DOMAIN}
 
 
@@ -36,17 +57,7 @@ class TrainingConfig:
     backoff_seconds: float = 10.0
     backoff_max_seconds: float = 300.0
     admissions_per_tick: int | None = None  # None: no limit
-
-
-@dataclass(frozen=True)
-class BatchJob:
-    """What the life cycle needs of an observed batch/v1 Job."""
-
-    name: str
-    complete: bool = False
-    failed: bool = False
-    message: str = ""
-    ready: int = 0
+    unschedulable_grace_seconds: float = 120.0
 
 
 class TenantGpus(NamedTuple):
@@ -56,11 +67,29 @@ class TenantGpus(NamedTuple):
     in_use: int
 
 
+@dataclass(frozen=True)
+class Creation:
+    """A gang Job to create: the durable record of an admission."""
+
+    key: str
+    obj: Obj
+    decided: Decided
+    admission: bool  # decided this tick: its status is written only once the Job exists
+
+
 @dataclass
 class TrainingPlan:
-    apply: list[Obj] = field(default_factory=list)
+    apply: list[Obj] = field(default_factory=list)  # Services and endpoint children (applied)
+    create: list[Creation] = field(default_factory=list)
     delete: list[tuple[str, str]] = field(default_factory=list)  # (namespace, Job name)
+    # Job -> the job key whose status must be written first: an attempt is left in the status
+    # before its Job goes, so a lost status write never lets a later tick recreate it.
+    delete_after: dict[tuple[str, str], str] = field(default_factory=dict)
     statuses: dict[str, tuple[Obj, Outcome]] = field(default_factory=dict)  # key -> (status fields, outcome)
+    breaches: list[Breach] = field(default_factory=list)
+    # Keys whose memory the view has caught up with (gang_protocol.settled_decisions).
+    settled_decisions: set[str] = field(default_factory=set)
+    settled_writes: set[str] = field(default_factory=set)
     # What the tick decided, for the operator's metrics: jobs still Queued; seconds from creation for
     # each job admitted for the first time; (tenant, GPU product) -> quota and GPUs held after the tick.
     queued: int = 0
@@ -73,10 +102,31 @@ class TrainingPlan:
 @dataclass
 class _Tracked:
     job: TrainingJob
-    tenant: Tenant
-    pool: NodePool
-    status: Obj
-    has_batch: bool = False  # the current attempt's Job exists
+    tenant: Tenant | None
+    pool: NodePool | None
+    before: Status
+    view: AttemptView
+    observed: list[BatchJob]
+    status: Status = field(default_factory=Status)
+    refused: bool = False
+    materialise: bool = False  # holds nodes by its status alone: its Job is to be created
+
+    @property
+    def key(self) -> str:
+        return key_of(self.job)
+
+    @property
+    def active(self) -> bool:
+        """The loop decides for it this tick (not refused, not seen through a stale view)."""
+        return not self.refused and not self.view.stale
+
+
+@dataclass
+class _Books:
+    ledger: Ledger
+    slots: list[NodeSlot]
+    holds: list[GangHold]
+    quota: dict[tuple[str, str], int]
 
 
 def key_of(job: TrainingJob) -> str:
@@ -95,52 +145,365 @@ def plan_training(
     config: TrainingConfig,
     endpoints: list[ModelEndpoint] | None = None,
     deployments: dict[str, DeploymentView] | None = None,
+    memory: ProtocolMemory | None = None,
+    unschedulable: dict[str, list[UnschedulablePod]] | None = None,
 ) -> TrainingPlan:
-    """Every TrainingJob and ModelEndpoint of the factory, one step further, in one GPU accounting;
-    `batch_jobs`, `datasets` and `deployments` are keyed by namespace/name of their owner."""
+    """Every TrainingJob and ModelEndpoint of the factory, one step further, in one ledger;
+    `batch_jobs`, `datasets`, `deployments` and `unschedulable` are keyed by namespace/name of
+    their owner; `memory` is the loop's record of its own writes (gang_protocol.ProtocolMemory)."""
     plan = TrainingPlan()
+    memory = memory if memory is not None else ProtocolMemory()
     tenants = {ns: t for t in factory.spec.tenants for ns in t.namespaces}
     pools = {p.name: p for p in factory.spec.node_pools}
-    queued: list[_Tracked] = []
-    placed: list[_Tracked] = []
     # Built once: a job that starts running records the labels of its nodes, and looking them up
     # in a fresh map per job was 10,000 jobs x 10,000 nodes when a whole queue started at once.
     labels = {n["metadata"]["name"]: n["metadata"].get("labels", {}) for n in nodes}
-    for job in jobs:
-        status = dict(job.status.to_wire()) if job.status else {}
-        status.pop("conditions", None)
-        status.pop("observedGeneration", None)
-        tenant, pool = tenants.get(job.namespace or ""), pools.get(job.spec.pool)
-        if problems := find_problems(factory, job, tenant, pool, datasets):
-            plan.statuses[key_of(job)] = refuse(status, problems)
-            continue
-        assert tenant is not None and pool is not None
-        tracked = _Tracked(job, tenant, pool, status)
-        _advance(tracked, batch_jobs.get(key_of(job), []), plan, now, config, labels, datasets)
-        if tracked.status.get("phase") == "Queued":
-            queued.append(tracked)
-        elif tracked.status.get("placement"):
-            placed.append(tracked)
-        else:
-            plan.statuses[key_of(job)] = (tracked.status, _outcome(tracked.status))
-    serving = _endpoints(factory, endpoints or [], deployments or {}, datasets, tenants, pools, plan)
-    _admit_queue(factory, queued, placed, nodes, pods, plan, now, config, serving)
-    for tracked in placed:
-        _materialise(factory, tracked, plan)
-        plan.statuses[key_of(tracked.job)] = (tracked.status, _outcome(tracked.status))
-    plan.queued = sum(1 for t in queued if t.status.get("phase") == "Queued")
+    tracked = [
+        _follow(
+            factory,
+            job,
+            tenants,
+            pools,
+            batch_jobs.get(key_of(job), []),
+            datasets,
+            memory,
+            plan,
+            now,
+            config,
+            labels,
+        )
+        for job in jobs
+    ]
+    serving = endpoint_items(
+        factory, endpoints or [], deployments or {}, datasets, tenants, pools, plan.statuses
+    )
+    books = _account(factory, tracked, nodes, pods, serving)
+    _repair(tracked, books, pods, unschedulable or {}, plan, now, config)
+    _admit_queue(factory, tracked, books, serving, plan, now, config)
+    for t in tracked:
+        if t.materialise and life.holds_nodes(t.status):
+            _materialise(factory, t, plan, admission=False)
+        if t.active:
+            plan.statuses[t.key] = (life.status_fields(t.before, t.status), life.outcome(t.status))
+    plan.queued = sum(1 for t in tracked if t.active and t.status.phase == life.Phase.QUEUED)
+    seen = {t.key: (t.before.attempt, t.view.job is not None) for t in tracked}
+    plan.settled_decisions, plan.settled_writes = settled_decisions(memory, seen)
     return plan
 
 
-def refuse(status: Obj, problems: list[Violation]) -> tuple[Obj, Outcome]:
-    """The status of a job a rule refuses: phase Refused, unless it already finished or holds nodes
-    (an attempt that runs is left to end; its phase stays true to what its pods do)."""
-    phase = status.get("phase")
-    keeps_phase = phase in FINISHED or (phase in ("Admitted", "Running") and status.get("placement"))
-    refused = {} if keeps_phase else {"phase": "Refused", "queuePosition": None}
-    return (
-        {**status, **refused, "reason": problems[0].message},
-        Outcome.stalled("Refused", "; ".join(str(p) for p in problems)),
+def _follow(
+    factory: AIFactory,
+    job: TrainingJob,
+    tenants: dict[str, Tenant],
+    pools: dict[str, NodePool],
+    observed: list[BatchJob],
+    datasets: dict[str, Dataset],
+    memory: ProtocolMemory,
+    plan: TrainingPlan,
+    now: datetime,
+    config: TrainingConfig,
+    labels: dict[str, dict[str, str]],
+) -> _Tracked:
+    """One job one step further, from its attempt's most durable record."""
+    key, before = key_of(job), job.status or Status()
+    tenant, pool = tenants.get(job.namespace or ""), pools.get(job.spec.pool)
+    view = view_attempt(job, before, observed, memory, key)
+    tracked = _Tracked(job, tenant, pool, before, view, observed, status=before)
+    if problems := find_problems(factory, job, tenant, pool, datasets):
+        tracked.refused = True
+        status, outcome = life.refuse(before, problems)
+        plan.statuses[key] = (life.status_fields(before, status), outcome)
+        return tracked
+    if view.stale:
+        return tracked
+    _delete_superseded(tracked, plan)
+    tracked.status = _next_status(tracked, plan, now, config, labels, datasets)
+    return tracked
+
+
+def _delete_superseded(tracked: _Tracked, plan: TrainingPlan) -> None:
+    """Jobs of attempts the stored status has moved past (kept once the job finished, for its logs)."""
+    if life.is_finished(tracked.before):
+        return
+    uid = str(tracked.job.metadata.get("uid", ""))
+    current = job_name(tracked.job, tracked.view.attempt)
+    for batch in tracked.observed:
+        if batch.name != current and batch.owner_uid in ("", uid) and batch.attempt < tracked.view.attempt:
+            plan.delete.append((tracked.job.namespace or "", batch.name))
+
+
+def _withdraw_job(tracked: _Tracked, plan: TrainingPlan) -> None:
+    """Deletes the current attempt's Job once the status that leaves the attempt is written."""
+    ref = (tracked.job.namespace or "", job_name(tracked.job, tracked.view.attempt))
+    plan.delete.append(ref)
+    plan.delete_after[ref] = tracked.key
+
+
+def _next_status(
+    tracked: _Tracked,
+    plan: TrainingPlan,
+    now: datetime,
+    config: TrainingConfig,
+    labels: dict[str, dict[str, str]],
+    datasets: dict[str, Dataset],
+) -> Status:
+    """Suspend, queue, adopt, finish, restart, run, or stay."""
+    job, status, view = tracked.job, tracked.before, tracked.view
+    assert tracked.pool is not None
+    if life.is_finished(status):
+        return status
+    holding = view.job is not None or view.decided is not None or life.holds_nodes(status)
+    if job.spec.suspend:
+        if holding:
+            _withdraw_job(tracked, plan)
+            status = status.model_copy(update={"attempt": status.attempt + 1})
+        return life.suspend(status)
+    if view.foreign:
+        name = job_name(job, view.attempt)
+        return life.queue(status).model_copy(
+            update={"reason": f"waiting for Job {name} of an earlier TrainingJob of this name to be deleted"}
+        )
+    placement = recorded_placement(view, status, tracked.pool.name)
+    fresh = view.job is None and view.decided is None
+    if placement is None or (fresh and status.phase not in life.HOLDING):
+        return life.queue(status)
+    if is_mismatch(status, view):
+        assert status.placement is not None and view.job is not None
+        plan.breaches.append(
+            mismatch_breach(tracked.key, view.attempt, status.placement.nodes, view.job.nodes)
+        )
+    status = life.adopt(status, placement, view.decided.admitted if view.decided else None)
+    batch = view.job
+    if batch is None:
+        tracked.materialise = view.decided is None
+        return status
+    if batch.complete:
+        return life.succeed(status, now)
+    if batch.failed:
+        _withdraw_job(tracked, plan)
+        return _restart_or_fail(job, status, batch.message, now, config)
+    if batch.ready >= job.spec.nodes:
+        return life.run(
+            status, Residency.model_validate(residency_of(job, placement.nodes, labels, datasets)), now
+        )
+    return status
+
+
+def _restart_or_fail(
+    job: TrainingJob, status: Status, message: str, now: datetime, config: TrainingConfig
+) -> Status:
+    """A failed attempt: a disruption restarts for free; an application failure spends a restart."""
+    if "DisruptionTarget" in message:
+        return life.disrupt(status, message)
+    if status.restarts < job.spec.max_restarts:
+        delay = min(config.backoff_seconds * 2**status.restarts, config.backoff_max_seconds)
+        return life.restart(status, message, job.spec.max_restarts, timedelta(seconds=delay), now)
+    return life.fail(status, message, job.spec.max_restarts, now)
+
+
+def worker_amounts(job: TrainingJob, pool: NodePool) -> Amounts:
+    """What one worker of the job requests, as its Job's pod template will ask for it."""
+    return replica_amounts(pool, job.spec.gpus_per_node)
+
+
+def _account(
+    factory: AIFactory,
+    tracked: list[_Tracked],
+    nodes: list[Node],
+    pods: list[PodOnNode],
+    serving: list[Endpoint],
+) -> _Books:
+    """The ledger from what exists: nodes' allocatable, bound pods, what gangs' Jobs (or, until
+    they are seen, the loop's own decisions) hold, and what admitted endpoints are owed."""
+    pools = {p.name: p for p in factory.spec.node_pools}
+    ready = [
+        n
+        for n in nodes
+        if is_node_ready(n)
+        and n["metadata"]["labels"].get(LABEL_FACTORY) == factory.name
+        and (pool := pools.get(n["metadata"].get("labels", {}).get(LABEL_POOL, "")))
+        and not has_foreign_blocking_taint(n, pool)
+    ]
+    allocatable = {
+        n["metadata"]["name"]: n.get("allocatableAmounts")
+        or parse_amounts(n.get("status", {}).get("allocatable") or {})
+        for n in ready
+    }
+    holds = [hold for t in tracked for hold in _holds(t)]
+    ledger = construct_ledger(allocatable, pods, holds)
+    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
+    for t in tracked:
+        if (
+            t.tenant is not None
+            and t.pool is not None
+            and (life.holds_nodes(t.status) or (t.view.stale and _holds(t)))
+        ):
+            product = (t.tenant.name, t.pool.gpu_product)
+            quota[product] = quota.get(product, 0) - t.job.spec.nodes * t.job.spec.gpus_per_node
+    slots = [_slot(n, ledger) for n in ready]
+    for item in serving:
+        if item.admitted:
+            product = (item.tenant.name, item.pool.gpu_product)
+            quota[product] = quota.get(product, 0) - item.gpus
+            hold_replicas(ledger, item, slots, pods)
+    return _Books(ledger, [_slot(n, ledger) for n in ready], holds, quota)
+
+
+def _holds(tracked: _Tracked) -> list[GangHold]:
+    status, view = tracked.status, tracked.view
+    running = status.attempt if status.phase == life.Phase.RUNNING else None
+    holds = job_holds(tracked.key, tracked.observed, running, status.admitted_time or "")
+    if view.job is None and view.decided is not None:
+        worker = freeze(worker_amounts(tracked.job, tracked.pool)) if tracked.pool else ()
+        holds.append(decided_hold(tracked.key, view.decided, worker))
+    elif view.job is None and life.holds_nodes(status) and tracked.pool is not None and status.placement:
+        worker = freeze(worker_amounts(tracked.job, tracked.pool))
+        holds.append(
+            GangHold(
+                tracked.key, status.attempt, tuple(status.placement.nodes), worker, status.admitted_time or ""
+            )
+        )
+    return holds
+
+
+def _slot(node: Node, ledger: Ledger) -> NodeSlot:
+    name, labels = node["metadata"]["name"], node["metadata"]["labels"]
+    free = ledger.free(name)
+    return NodeSlot(
+        name,
+        labels[LABEL_POOL],
+        free.get(GPU_RESOURCE, 0) // 1000,
+        {level: labels.get(label, name) for level, label in LEVEL_LABELS.items()},
+        freeze({k: v for k, v in free.items() if k != GPU_RESOURCE}),
+    )
+
+
+def _repair(
+    tracked: list[_Tracked],
+    books: _Books,
+    pods: list[PodOnNode],
+    unschedulable: dict[str, list[UnschedulablePod]],
+    plan: TrainingPlan,
+    now: datetime,
+    config: TrainingConfig,
+) -> None:
+    """Checks the books (gang_invariants.py) and withdraws the attempts that cannot start."""
+    admitted = {t.key: t for t in tracked if t.active and t.status.phase == life.Phase.ADMITTED}
+    checked = Ledger(books.ledger.allocatable, {n: dict(u) for n, u in books.ledger.taken.items()})
+    breaches = check_overcommit(checked, books.holds, pods, set(admitted))
+    started = {k: t.status.attempt for k, t in admitted.items() if t.view.job is not None}
+    breaches += check_unschedulable(started, unschedulable, now, config.unschedulable_grace_seconds)
+    for breach in breaches:
+        t = admitted.get(breach.key)
+        if t is None or t.status.attempt != breach.attempt or t.status.phase != life.Phase.ADMITTED:
+            continue
+        _withdraw_job(t, plan)
+        t.status = life.withdraw(t.status, breach.message)
+        t.materialise = False
+    plan.breaches += breaches
+
+
+def _admit_queue(
+    factory: AIFactory,
+    tracked: list[_Tracked],
+    books: _Books,
+    serving: list[Endpoint],
+    plan: TrainingPlan,
+    now: datetime,
+    config: TrainingConfig,
+) -> None:
+    """ledger -> admit() -> each grant recorded as a Job to create and an Admitted status."""
+    queued = [t for t in tracked if t.active and t.status.phase == life.Phase.QUEUED and not t.view.foreign]
+    backing_off = {t.key for t in queued if (parse_time(t.status.retry_after) or now) > now}
+    requests = [_request(t) for t in queued if t.key not in backing_off]
+    requests += [
+        replace(
+            endpoint_request(i),
+            worker=freeze(_non_gpu(replica_amounts(i.pool, i.endpoint.spec.gpus_per_replica))),
+        )
+        for i in serving
+        if not i.admitted
+    ]
+    decision = admit(
+        requests,
+        books.slots,
+        books.quota,
+        now=now,
+        starvation_seconds=config.starvation_seconds,
+        max_admissions=config.admissions_per_tick,
+    )
+    plan.capped = decision.capped
+    _book_grants(decision, requests, books)
+    plan.tenant_gpus = summarize_tenant_gpus(factory, books.quota)
+    for item in serving:
+        free = {s.name: books.ledger.free_gpus(s.name) for s in books.slots if s.pool == item.pool.name}
+        settle_endpoint(factory, item, decision, free, books.quota, plan.statuses, plan.apply)
+    for t in queued:
+        if grant := decision.admitted.get(t.key):
+            assert t.pool is not None
+            if not t.before.admitted_time:
+                plan.first_admissions[t.key] = seconds_since_creation(t.job, now)
+            placement = Placement(pool=t.pool.name, nodes=grant.nodes, domains=grant.domains)
+            t.status = life.admit(t.status, placement, now)
+            _materialise(factory, t, plan, admission=True)
+        elif t.key in backing_off:
+            t.status = t.status.model_copy(update={"queue_position": None})
+        else:
+            t.status = t.status.model_copy(
+                update={
+                    "queue_position": decision.positions.get(t.key),
+                    "reason": decision.waiting.get(t.key),
+                }
+            )
+
+
+def _book_grants(decision: Decision, requests: list[Request], books: _Books) -> None:
+    """What this decision admitted, taken from the ledger and the quotas."""
+    sizes = {r.key: r for r in requests}
+    for key, grant in decision.admitted.items():
+        request = sizes[key]
+        taken = ((GPU_RESOURCE, request.gpus_per_node * 1000), *request.worker)
+        for name in grant.nodes:
+            books.ledger.add(name, taken)
+        granted = (request.tenant, request.product)
+        books.quota[granted] = books.quota.get(granted, 0) - request.gpus
+
+
+def _non_gpu(amounts: Amounts) -> Amounts:
+    return {k: v for k, v in amounts.items() if k != GPU_RESOURCE}
+
+
+def _materialise(factory: AIFactory, tracked: _Tracked, plan: TrainingPlan, *, admission: bool) -> None:
+    """The attempt's Job (and Service) from its placement, to be created."""
+    job, status, pool = tracked.job, tracked.status, tracked.pool
+    assert pool is not None and status.placement is not None
+    if needs_service(job):
+        plan.apply.append(construct_service(job))
+    nodes = status.placement.nodes
+    obj = construct_job(job, pool, factory.name, nodes, status.attempt, factory.spec.sovereignty.jurisdiction)
+    decided = Decided(
+        status.attempt, tuple(sorted(nodes)), tuple(status.placement.domains), status.admitted_time or ""
+    )
+    plan.create.append(Creation(tracked.key, obj, decided, admission))
+
+
+def _request(tracked: _Tracked) -> Request:
+    job, pool, tenant = tracked.job, tracked.pool, tracked.tenant
+    assert pool is not None and tenant is not None
+    since = parse_time(tracked.status.retry_after) or parse_time(job.metadata.get("creationTimestamp"))
+    return Request(
+        key=key_of(job),
+        tenant=tenant.name,
+        pool=pool.name,
+        product=pool.gpu_product,
+        nodes=job.spec.nodes,
+        gpus_per_node=job.spec.gpus_per_node,
+        priority=job.spec.priority,
+        created=str(job.metadata.get("creationTimestamp", "")),
+        waiting_since=since,
+        topology_mode=job.spec.topology.mode,
+        topology_level=job.spec.topology.level,
+        worker=freeze(_non_gpu(worker_amounts(job, pool))),
     )
 
 
@@ -204,181 +567,6 @@ def find_problems(
     return problems
 
 
-def _advance(
-    tracked: _Tracked,
-    observed: list[BatchJob],
-    plan: TrainingPlan,
-    now: datetime,
-    config: TrainingConfig,
-    labels: dict[str, dict[str, str]],
-    datasets: dict[str, Dataset],
-) -> None:
-    """Moves one job along: suspend, resume, finish, restart, or stay."""
-    job, status = tracked.job, tracked.status
-    phase = status.get("phase")
-    attempt = int(status.get("attempt", 0))
-    current = job_name(job, attempt)
-    stale = [b for b in observed if b.name != current]
-    plan.delete.extend((job.namespace or "", b.name) for b in stale if phase not in FINISHED)
-    batch = next((b for b in observed if b.name == current), None)
-    tracked.has_batch = batch is not None
-    if phase in FINISHED:
-        return
-    if job.spec.suspend:
-        if batch:
-            plan.delete.append((job.namespace or "", batch.name))
-        status.update(
-            phase="Suspended",
-            placement=None,
-            reason="suspended; resuming requeues the job",
-            queuePosition=None,
-        )
-        return
-    if phase in (None, "Suspended", "Refused") or (phase == "Queued" and not status.get("placement")):
-        status.update(phase="Queued", placement=None)
-        return
-    if not status.get("placement"):
-        status.update(phase="Queued")
-        return
-    if batch and batch.complete:
-        status.update(phase="Succeeded", placement=None, reason=None, completionTime=_stamp(now))
-    elif batch and batch.failed:
-        _restart_or_fail(tracked, batch, plan, now, config)
-    elif batch and batch.ready >= job.spec.nodes:
-        status.update(phase="Running", reason=None)
-        status.setdefault("startTime", _stamp(now))
-        status["residency"] = _residency(job, status["placement"]["nodes"], labels, datasets)
-    else:
-        status.update(phase="Admitted")
-
-
-def _restart_or_fail(
-    tracked: _Tracked, batch: BatchJob, plan: TrainingPlan, now: datetime, config: TrainingConfig
-) -> None:
-    """A failed attempt: a disruption restarts for free; an application failure spends a restart."""
-    job, status = tracked.job, tracked.status
-    plan.delete.append((job.namespace or "", batch.name))
-    attempt = int(status.get("attempt", 0))
-    if "DisruptionTarget" in batch.message:
-        status.update(
-            phase="Queued",
-            placement=None,
-            attempt=attempt + 1,
-            disruptions=int(status.get("disruptions", 0)) + 1,
-            reason=f"restarting after a disruption: {batch.message}",
-        )
-    elif int(status.get("restarts", 0)) < job.spec.max_restarts:
-        restarts = int(status.get("restarts", 0)) + 1
-        delay = min(config.backoff_seconds * 2 ** (restarts - 1), config.backoff_max_seconds)
-        status.update(
-            phase="Queued",
-            placement=None,
-            attempt=attempt + 1,
-            restarts=restarts,
-            retryAfter=_stamp(now + timedelta(seconds=delay)),
-            reason=f"restart {restarts} of {job.spec.max_restarts} from the last checkpoint"
-            f" after: {batch.message}",
-        )
-    else:
-        status.update(
-            phase="Failed",
-            placement=None,
-            completionTime=_stamp(now),
-            reason=f"failed after {job.spec.max_restarts} restarts: {batch.message}",
-        )
-
-
-def _admit_queue(
-    factory: AIFactory,
-    queued: list[_Tracked],
-    placed: list[_Tracked],
-    nodes: list[Node],
-    pods: list[PodOnNode],
-    plan: TrainingPlan,
-    now: datetime,
-    config: TrainingConfig,
-    serving: list[Endpoint],
-) -> None:
-    pools = {p.name: p for p in factory.spec.node_pools}
-    ready = [
-        n
-        for n in nodes
-        if is_node_ready(n)
-        and n["metadata"]["labels"].get(LABEL_FACTORY) == factory.name
-        and (pool := pools.get(n["metadata"].get("labels", {}).get(LABEL_POOL, "")))
-        and not has_foreign_blocking_taint(n, pool)
-    ]
-    free = {n["metadata"]["name"]: allocatable_gpus(n) for n in ready}
-    for pod in pods:
-        if not pod.training_job and pod.node in free:
-            free[pod.node] -= pod.gpus
-    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
-    for tracked in placed:
-        for name in tracked.status["placement"]["nodes"]:
-            if name in free:
-                free[name] -= tracked.job.spec.gpus_per_node
-        product = (tracked.tenant.name, tracked.pool.gpu_product)
-        quota[product] = quota.get(product, 0) - tracked.job.spec.nodes * tracked.job.spec.gpus_per_node
-    slots = [
-        NodeSlot(
-            n["metadata"]["name"],
-            n["metadata"]["labels"][LABEL_POOL],
-            free[n["metadata"]["name"]],
-            {
-                level: n["metadata"]["labels"].get(label, n["metadata"]["name"])
-                for level, label in LEVEL_LABELS.items()
-            },
-        )
-        for n in ready
-    ]
-    for item in serving:
-        if item.admitted:
-            quota[(item.tenant.name, item.pool.gpu_product)] = (
-                quota.get((item.tenant.name, item.pool.gpu_product), 0) - item.gpus
-            )
-            bound = sum(1 for p in pods if p.endpoint == f"{item.endpoint.namespace}/{item.endpoint.name}")
-            _hold(
-                free,
-                [s for s in slots if s.pool == item.pool.name],
-                item.replicas - bound,
-                item.endpoint.spec.gpus_per_replica,
-            )
-    backing_off = [t for t in queued if (_parse(t.status.get("retryAfter")) or now) > now]
-    requests = [_request(t) for t in queued if t not in backing_off]
-    requests += [endpoint_request(i) for i in serving if not i.admitted]
-    decision = admit(
-        requests,
-        slots,
-        quota,
-        now=now,
-        starvation_seconds=config.starvation_seconds,
-        max_admissions=config.admissions_per_tick,
-    )
-    plan.capped = decision.capped
-    sizes = {r.key: r for r in requests}
-    for key, given in decision.admitted.items():
-        for name in given.nodes:
-            free[name] -= sizes[key].gpus_per_node
-        granted = (sizes[key].tenant, sizes[key].product)
-        quota[granted] = quota.get(granted, 0) - sizes[key].gpus
-    plan.tenant_gpus = summarize_tenant_gpus(factory, quota)
-    for item in serving:
-        _settle_endpoint(factory, item, decision, free, slots, quota, plan)
-    for tracked in queued:
-        key = key_of(tracked.job)
-        if grant := decision.admitted.get(key):
-            if not tracked.status.get("admittedTime"):
-                plan.first_admissions[key] = seconds_since_creation(tracked.job, now)
-            _place(tracked, grant, now)
-            placed.append(tracked)
-            continue
-        if tracked in backing_off:
-            tracked.status.update(queuePosition=None)
-        else:
-            tracked.status.update(queuePosition=decision.positions.get(key), reason=decision.waiting.get(key))
-        plan.statuses[key] = (tracked.status, _outcome(tracked.status))
-
-
 def summarize_tenant_gpus(
     factory: AIFactory, quota_left: dict[tuple[str, str], int]
 ) -> dict[tuple[str, str], TenantGpus]:
@@ -392,76 +580,8 @@ def summarize_tenant_gpus(
 
 def seconds_since_creation(job: TrainingJob, now: datetime) -> float:
     """How long the job has existed (0 when its creation time is unknown)."""
-    created = _parse(job.metadata.get("creationTimestamp"))
+    created = parse_time(job.metadata.get("creationTimestamp"))
     return max((now - created).total_seconds(), 0.0) if created else 0.0
-
-
-def _endpoints(
-    factory: AIFactory,
-    endpoints: list[ModelEndpoint],
-    deployments: dict[str, DeploymentView],
-    datasets: dict[str, Dataset],
-    tenants: dict[str, Tenant],
-    pools: dict[str, NodePool],
-    plan: TrainingPlan,
-) -> list[Endpoint]:
-    """Endpoints that may take part in the accounting; refused ones get their Stalled status here."""
-    items = []
-    for endpoint in endpoints:
-        status = dict(endpoint.status.to_wire()) if endpoint.status else {}
-        status.pop("conditions", None)
-        status.pop("observedGeneration", None)
-        key = f"{endpoint.namespace}/{endpoint.name}"
-        tenant, pool = tenants.get(endpoint.namespace or ""), pools.get(endpoint.spec.pool)
-        model = datasets.get(f"{endpoint.namespace}/{endpoint.spec.model}")
-        if problems := find_endpoint_problems(factory, endpoint, tenant, pool, model):
-            status.update(reason=problems[0].message)
-            plan.statuses[f"me:{key}"] = (
-                status,
-                Outcome.stalled("Refused", "; ".join(str(p) for p in problems)),
-            )
-            continue
-        assert tenant is not None and pool is not None and model is not None
-        items.append(Endpoint(endpoint, tenant, pool, model, status, deployments.get(key)))
-    return items
-
-
-def _settle_endpoint(
-    factory: AIFactory,
-    item: Endpoint,
-    decision: Any,
-    free: dict[str, int],
-    slots: list[NodeSlot],
-    quota: dict[tuple[str, str], int],
-    plan: TrainingPlan,
-) -> None:
-    """Admitted (now or before): children and status; still waiting: Reconciling with the reason.
-    Waiting for GPUs is not Stalled: the spec is sound and the endpoint starts once capacity frees
-    up, so kstatus must see it in progress, not failed."""
-    per_replica = max(item.endpoint.spec.gpus_per_replica, 1)
-    if not item.admitted and item.key not in decision.admitted:
-        reason = decision.waiting.get(item.key, "waiting for capacity")
-        item.status.update(reason=f"cannot reserve replicas.min: {reason}", reservedGpus=0)
-        plan.statuses[item.key] = (
-            item.status,
-            Outcome.progressing("InsufficientCapacity", item.status["reason"]),
-        )
-        return
-    room = sum(max(free[s.name], 0) // per_replica for s in slots if s.pool == item.pool.name)
-    quota_left = max(quota.get((item.tenant.name, item.pool.gpu_product), 0), 0)
-    finish_endpoint(item, factory.name, room, quota_left, factory.spec.sovereignty.jurisdiction)
-    plan.apply.extend(item.apply)
-    assert item.outcome is not None
-    plan.statuses[item.key] = (item.status, item.outcome)
-
-
-def _hold(free: dict[str, int], slots: list[NodeSlot], replicas: int, gpus: int) -> None:
-    """Keeps GPUs for replicas an endpoint is owed but whose pods are not bound yet (best fit)."""
-    for _ in range(max(replicas, 0)):
-        fitting = sorted((s for s in slots if free[s.name] >= gpus), key=lambda s: (free[s.name], s.name))
-        if not fitting:
-            return
-        free[fitting[0].name] -= gpus
 
 
 def has_foreign_blocking_taint(node: Node, pool: NodePool) -> bool:
@@ -474,55 +594,7 @@ def has_foreign_blocking_taint(node: Node, pool: NodePool) -> bool:
     )
 
 
-def _place(tracked: _Tracked, grant: Grant, now: datetime) -> None:
-    tracked.status.update(
-        phase="Admitted",
-        placement={"pool": tracked.pool.name, "nodes": grant.nodes, "domains": grant.domains},
-        admittedTime=_stamp(now),
-        queuePosition=None,
-        reason=None,
-        retryAfter=None,
-    )
-
-
-def _materialise(factory: AIFactory, tracked: _Tracked, plan: TrainingPlan) -> None:
-    job, status = tracked.job, tracked.status
-    if status.get("phase") not in ("Admitted", "Running") or tracked.has_batch:
-        return
-    attempt = int(status.get("attempt", 0))
-    if needs_service(job):
-        plan.apply.append(construct_service(job))
-    plan.apply.append(
-        construct_job(
-            job,
-            tracked.pool,
-            factory.name,
-            status["placement"]["nodes"],
-            attempt,
-            factory.spec.sovereignty.jurisdiction,
-        )
-    )
-
-
-def _request(tracked: _Tracked) -> Request:
-    job = tracked.job
-    since = _parse(tracked.status.get("retryAfter")) or _parse(job.metadata.get("creationTimestamp"))
-    return Request(
-        key=key_of(job),
-        tenant=tracked.tenant.name,
-        pool=tracked.pool.name,
-        product=tracked.pool.gpu_product,
-        nodes=job.spec.nodes,
-        gpus_per_node=job.spec.gpus_per_node,
-        priority=job.spec.priority,
-        created=str(job.metadata.get("creationTimestamp", "")),
-        waiting_since=since,
-        topology_mode=job.spec.topology.mode,
-        topology_level=job.spec.topology.level,
-    )
-
-
-def _residency(
+def residency_of(
     job: TrainingJob, placed: list[str], by_name: dict[str, dict[str, str]], datasets: dict[str, Dataset]
 ) -> Obj:
     """Where the job's pods run and which data they read: node labels by node name."""
@@ -546,24 +618,7 @@ def _residency(
     }
 
 
-def _outcome(status: Obj) -> Outcome:
-    phase = status.get("phase")
-    if phase in ("Running", "Succeeded"):
-        return Outcome.ready(phase, "all workers are running" if phase == "Running" else "the job completed")
-    if phase == "Failed":
-        return Outcome.stalled("Failed", str(status.get("reason", "")))
-    if phase == "Suspended":
-        # Not Ready, since nothing runs; not Reconciling or Stalled, since nothing is left to do or
-        # wrong. kstatus reads Ready=False as InProgress, as it reads a suspended batch/v1 Job.
-        return Outcome.paused("Suspended", str(status.get("reason", "")))
-    return Outcome.progressing(str(phase), str(status.get("reason") or f"the job is {phase}"))
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(stamp: Any) -> datetime | None:
+def parse_time(stamp: Any) -> datetime | None:
     """An RFC 3339 time as the API server writes it. fromisoformat, not strptime: strptime
     normalises the locale on every call, which was a quarter of a tick with 10,000 queued jobs."""
     if not stamp:

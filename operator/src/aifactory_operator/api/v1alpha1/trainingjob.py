@@ -143,6 +143,10 @@ class TrainingJobStatus(ResourceStatus):
     """Gang restarts after application failures (bounded by maxRestarts)."""
     disruptions: Annotated[int, Field(ge=0)] = 0
     """Gang restarts after node loss or eviction (not counted against maxRestarts)."""
+    withdrawals: Annotated[int, Field(ge=0)] = 0
+    """Admissions the operator took back because a check of its own bookkeeping failed (nodes
+    over-committed, workers unschedulable past the grace period): re-queued, not counted against
+    maxRestarts. See docs/gang-admission.md."""
     attempt: Annotated[int, Field(ge=0)] = 0
     """Current attempt; the Job is named <job>-<attempt>."""
     retry_after: DateTime | None = None
