@@ -72,17 +72,20 @@ async def nodes_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[
 
 
 @kopf.index("v1", "pods")
-async def pods_by_node(name: str, body: kopf.Body, **_: Any) -> dict[str, PodOnNode] | None:
-    """Pods bound to a node and not finished, with what they request."""
+async def pods_by_node(name: str, body: kopf.Body, **_: Any) -> dict[str, PodOnNode]:
+    """Pods bound to a node and not finished, with what they request. An empty result, not None:
+    kopf keeps an object's previous entry when its function returns None, so a pod that finished
+    would go on holding its node's GPUs in the ledger until it was deleted."""
     pod = pod_view({"metadata": body.metadata, "spec": body.spec, "status": body.status})
-    return None if pod is None else {pod.node: pod}
+    return {} if pod is None else {pod.node: pod}
 
 
 @kopf.index("v1", "pods", labels={LABEL_TRAININGJOB: kopf.PRESENT})
-async def unschedulable_pods_by_trainingjob(body: kopf.Body, **_: Any) -> dict[str, UnschedulablePod] | None:
-    """Gang pods the scheduler could not place: a gang admitted onto nodes that cannot hold it."""
+async def unschedulable_pods_by_trainingjob(body: kopf.Body, **_: Any) -> dict[str, UnschedulablePod]:
+    """Gang pods the scheduler could not place: a gang admitted onto nodes that cannot hold it.
+    Empty (not None, see pods_by_node) once the pod is placed."""
     seen = unschedulable_view({"metadata": body.metadata, "spec": body.spec, "status": body.status})
-    return None if seen is None else {seen[0]: seen[1]}
+    return {} if seen is None else {seen[0]: seen[1]}
 
 
 @kopf.index(GROUP, VERSION, "modelendpoints")
