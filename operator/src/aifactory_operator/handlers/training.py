@@ -198,9 +198,16 @@ def observe_tick(
 def plan_and_execute(
     factory: AIFactory, memory: LoopMemory, observed: Observed
 ) -> tuple[TrainingPlan, list[TrainingJob]]:
-    client = kube()
+    return tick_once(kube(), factory, memory, observed, datetime.now(UTC))
+
+
+def tick_once(
+    client: Kube, factory: AIFactory, memory: LoopMemory, observed: Observed, now: datetime
+) -> tuple[TrainingPlan, list[TrainingJob]]:
+    """One tick of the protocol (docs/gang-admission.md): settle what is uncertain, plan from the
+    views, forget what the views caught up with, report breaches, write."""
     resolve_uncertain(client, memory.protocol)
-    plan, jobs, endpoints = plan_tick(factory, datetime.now(UTC), memory.parsed, observed, memory.protocol)
+    plan, jobs, endpoints = plan_tick(factory, now, memory.parsed, observed, memory.protocol)
     memory.parsed.forget_unasked()
     for key in plan.settled_decisions:
         memory.protocol.decided.pop(key, None)
