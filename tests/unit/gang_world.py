@@ -39,7 +39,9 @@ class World:
     step: int = 0
     history: list[dict[str, list[Obj]]] = field(default_factory=list)
     lags: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    fault: str = ""  # "", "before" (the write fails and nothing lands) or "after" (it lands, the answer is lost)
+    fault: str = (
+        ""  # "", "before" (the write fails and nothing lands) or "after" (it lands, the answer is lost)
+    )
     # (job key, attempt) -> every node set a status or a Job of that attempt ever named
     decisions: dict[tuple[str, int], set[tuple[str, ...]]] = field(default_factory=dict)
     durations: dict[str, int] = field(default_factory=dict)  # TrainingJob name -> steps its pods run
@@ -228,7 +230,9 @@ class World:
             labels = pod["metadata"]["labels"]
             if pod["status"]["phase"] != "Running" or "started" not in pod["status"]:
                 continue
-            if self.step - pod["status"]["started"] >= self.durations.get(labels["aifactory.dev/trainingjob"], 1):
+            if self.step - pod["status"]["started"] >= self.durations.get(
+                labels["aifactory.dev/trainingjob"], 1
+            ):
                 failed = labels["job-name"] in self.failing
                 self.failing.discard(labels["job-name"])
                 pod["status"]["phase"] = "Failed" if failed else "Succeeded"
@@ -246,7 +250,11 @@ class World:
                     if pod["status"]["phase"] in ("Pending", "Running"):
                         pod["status"]["phase"] = "Failed"
                 continue
-            finished = [int(p["metadata"]["name"].rsplit("-", 1)[1]) for p in pods if p["status"]["phase"] == "Succeeded"]
+            finished = [
+                int(p["metadata"]["name"].rsplit("-", 1)[1])
+                for p in pods
+                if p["status"]["phase"] == "Succeeded"
+            ]
             status["finished"] = sorted(set(status.get("finished", [])) | set(finished))
             status["ready"] = sum(1 for p in pods if p["status"]["phase"] == "Running")
             if len(status["finished"]) >= job["spec"]["completions"]:
@@ -287,7 +295,9 @@ class World:
             status = body.get("status") or {}
             job = self.jobs.get(f"{name}-{status.get('attempt', 0)}")
             if status.get("placement") and job:
-                if tuple(sorted(status["placement"]["nodes"])) != pinned_nodes(job["spec"]["template"]["spec"]):
+                if tuple(sorted(status["placement"]["nodes"])) != pinned_nodes(
+                    job["spec"]["template"]["spec"]
+                ):
                     wrong.append(name)
         return wrong
 
