@@ -203,6 +203,16 @@ class World:
             if pod["spec"].get("nodeName"):
                 continue
             allowed = pinned_nodes(pod["spec"]) or tuple(n["metadata"]["name"] for n in self.nodes)
+            # The gang's pod anti-affinity: one worker of a Job per node.
+            job = pod["metadata"]["labels"]["job-name"]
+            siblings = {
+                p["spec"].get("nodeName")
+                for p in self.pods.values()
+                if job
+                and p["metadata"]["labels"]["job-name"] == job
+                and p["status"]["phase"] in ("Pending", "Running")
+            }
+            allowed = tuple(n for n in allowed if n not in siblings)
             need = pod_requests(pod["spec"])
             for node in self.nodes:
                 name = node["metadata"]["name"]
@@ -294,11 +304,9 @@ class World:
         for name, body in self.trainingjobs.items():
             status = body.get("status") or {}
             job = self.jobs.get(f"{name}-{status.get('attempt', 0)}")
-            if status.get("placement") and job:
-                if tuple(sorted(status["placement"]["nodes"])) != pinned_nodes(
-                    job["spec"]["template"]["spec"]
-                ):
-                    wrong.append(name)
+            named = tuple(sorted((status.get("placement") or {}).get("nodes") or []))
+            if named and job and named != pinned_nodes(job["spec"]["template"]["spec"]):
+                wrong.append(name)
         return wrong
 
 

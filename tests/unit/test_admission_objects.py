@@ -43,7 +43,9 @@ def test_every_policy_fails_closed_and_judges_only_changes_of_what_runs():
         spec = policy["spec"]
         assert spec["failurePolicy"] == "Fail"
         assert spec["paramKind"] == {"apiVersion": "aifactory.dev/v1alpha1", "kind": "AIFactory"}
-        changed = "template-changed" if policy["metadata"]["name"] == "aifactory-podtemplates" else "spec-changed"
+        changed = (
+            "template-changed" if policy["metadata"]["name"] == "aifactory-podtemplates" else "spec-changed"
+        )
         assert [c["name"] for c in spec["matchConditions"]] == [changed]
         for validation in spec["validations"]:
             assert validation["message"].endswith("]"), validation["message"]
@@ -154,12 +156,16 @@ def test_tenant_guards_fail_closed_bind_to_tenant_namespaces_and_exempt_only_who
     objects = construct_tenant_guards(["system:serviceaccount:aifactory-system:aifactory-operator"])
     policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"}
     bindings = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
-    assert set(policies) == {b["spec"]["policyName"] for b in bindings} == {
-        "aifactory-binding-guard",
-        "aifactory-network-policy-guard",
-        "aifactory-status-guard",
-        "aifactory-scale-guard",
-    }
+    assert (
+        set(policies)
+        == {b["spec"]["policyName"] for b in bindings}
+        == {
+            "aifactory-binding-guard",
+            "aifactory-network-policy-guard",
+            "aifactory-status-guard",
+            "aifactory-scale-guard",
+        }
+    )
     for policy in policies.values():
         assert policy["spec"]["failurePolicy"] == "Fail"
         assert [v["expression"] for v in policy["spec"]["validations"]] == ["false"]

@@ -122,7 +122,12 @@ def tenant(clearance, *quota, priority_classes=()):
 
 def test_a_tenant_gets_the_pools_it_is_cleared_for_and_holds_quota_for():
     factory = factory_with(
-        [pool("secret", "H100", "confidential"), pool("open", "L40S", "public"), pool("any", "L40S"), pool("a", "A100")],
+        [
+            pool("secret", "H100", "confidential"),
+            pool("open", "L40S", "public"),
+            pool("any", "L40S"),
+            pool("a", "A100"),
+        ],
         [tenant("internal", ("H100", 8), ("L40S", 4), ("A100", 0))],
     )
     scope = scope_of(factory, factory.spec.tenants[0])

@@ -110,7 +110,14 @@ messy_nodes_strategy = st.lists(
 messy_jobs_strategy = st.lists(
     st.builds(
         lambda i, n, g, prio, pool, mode, level: make_job(
-            f"j{i:03d}", n, g, priority=prio, pool=pool, topology_mode=mode, topology_level=level, waiting_since=NOW
+            f"j{i:03d}",
+            n,
+            g,
+            priority=prio,
+            pool=pool,
+            topology_mode=mode,
+            topology_level=level,
+            waiting_since=NOW,
         ),
         st.integers(0, 999),
         st.integers(1, 5),
@@ -164,5 +171,9 @@ def test_after_any_takes_the_index_answers_as_grouping_the_fitting_nodes(nodes, 
         key = lambda ns: (len(ns), sum(free.free[n.name] for n in ns), ns[0].domains.get("rack", ""))  # noqa: E731
         expected = [n.name for n in min(whole, key=key)[:wanted]] if whole else None
         assert index.whole_domain(gpus, wanted) == expected
-        spread = [n.name for ns in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0].domains.get("rack", ""))) for n in ns]
+        spread = [
+            n.name
+            for ns in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0].domains.get("rack", "")))
+            for n in ns
+        ]
         assert index.fewest_domains(gpus, wanted) == spread[:wanted]

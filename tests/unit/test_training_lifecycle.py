@@ -46,7 +46,9 @@ def plan(jobs, batch=None, pods=(), **kwargs):
 def bound(job: str, attempt: int, nodes: list[str]) -> list[PodOnNode]:
     """The running workers of a gang, bound to its nodes as the pods index holds them."""
     return [
-        PodOnNode("research", f"{job}-{attempt}-{i}", node, 8, training_job=f"research/{job}", attempt=str(attempt))
+        PodOnNode(
+            "research", f"{job}-{attempt}-{i}", node, 8, training_job=f"research/{job}", attempt=str(attempt)
+        )
         for i, node in enumerate(nodes)
     ]
 
