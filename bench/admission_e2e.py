@@ -12,8 +12,12 @@ when it starts), the plain Jobs while kube-scheduler is stopped (their pods wait
 controller). The window then starts when the operator, or kube-scheduler, starts, and waits count
 from that moment: decisions per second with the whole queue in front of the decider.
 
+At the end of the operator's window the gang audit (bench/gang_audit.py) reports stuck_gangs,
+double_booked_nodes and placement_mismatches; any that is not 0 makes the run exit non-zero once its
+JSON is written.
+
 Usage: python bench/admission_e2e.py [--jobs 1000] [--nodes 32] [--window 120] [--deep-queue]
-       [--json out.json]
+       [--seed 1] [--json out.json]
 """
 
 import argparse
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    audit_figures,
     create_all,
     create_factory,
     create_namespace,
@@ -52,7 +57,7 @@ from timeline import (
 from workload import Gang, construct_plain_job, construct_trainingjob, make_admission_mix
 
 from aifactory_operator.api.v1alpha1.aifactory import NodePool
-from aifactory_operator.constants import API_VERSION
+from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
 from aifactory_operator.devcluster.cluster import start_component, stop_component
 from aifactory_operator.devcluster.layout import Layout, find_repo_root
 from aifactory_operator.kube.client import Kube
@@ -148,7 +153,9 @@ def measure_plain_deep(
     create_namespace(kube, namespace)
     stop_component(layout, "kube-scheduler")
     try:
-        creation = create_all(layout.kubeconfig, [construct_plain_job(g, namespace, pool, factory) for g in gangs])
+        creation = create_all(
+            layout.kubeconfig, [construct_plain_job(g, namespace, pool, factory) for g in gangs]
+        )
         pods = sum(g.nodes for g in gangs)
         wait(lambda: len(kube.list("v1", "Pod", namespace=namespace)) >= pods, f"{pods} pending pods")
     finally:
@@ -179,14 +186,17 @@ def measure_operator_deep(
     operator.start()
     time.sleep(window + GRACE_SECONDS)
     trainingjobs = kube.list(API_VERSION, "TrainingJob", namespace=namespace)
-    return {**creation, "admissions": summarize(seen_from(trainingjob_decisions(trainingjobs), start), window)}
+    return {
+        **creation,
+        "admissions": summarize(seen_from(trainingjob_decisions(trainingjobs), start), window),
+    }
 
 
-def run(jobs: int, nodes: int, window: float, deep_queue: bool = False) -> dict[str, Any]:
+def run(jobs: int, nodes: int, window: float, deep_queue: bool = False, seed: int = 1) -> dict[str, Any]:
     layout, kube = start_cluster()
     stamp = int(time.time())
     name, namespace, plain = f"abench-{stamp}", f"abench-{stamp}", f"aplain-{stamp}"
-    gangs = make_admission_mix(jobs)
+    gangs = make_admission_mix(jobs, seed)
     operator = start_operator(layout, "operator-admission-bench.log", METRICS_PORT)
     try:
         factory = create_factory(kube, admission_factory(name, namespace, nodes))
@@ -207,6 +217,8 @@ def run(jobs: int, nodes: int, window: float, deep_queue: bool = False) -> dict[
             ours = measure_operator_deep(layout, kube, operator, gangs, namespace, window)
         else:
             ours = measure_operator(kube, gangs, namespace, window)
+        # At the end of the window, while gangs still finish and others are admitted in their place.
+        audit = audit_figures(kube, [namespace], f"{LABEL_FACTORY}={name}")
         delete_and_wait(kube, API_VERSION, "AIFactory", name)
         delete_and_wait(kube, "v1", "Namespace", namespace)
     finally:
@@ -214,6 +226,7 @@ def run(jobs: int, nodes: int, window: float, deep_queue: bool = False) -> dict[
     return {
         "jobs": jobs,
         "nodes": nodes,
+        "seed": seed,
         "gpus": nodes * 8,
         "workers_requested": sum(g.nodes for g in gangs),
         "window_seconds": window,
@@ -232,6 +245,7 @@ def run(jobs: int, nodes: int, window: float, deep_queue: bool = False) -> dict[
             ours["admissions"]["decisions_per_second"],
             baseline["jobs_with_every_pod_bound"]["decisions_per_second"],
         ),
+        **audit,
     }
 
 
@@ -245,9 +259,10 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=32)
     parser.add_argument("--window", type=float, default=120, help="seconds measured on each side")
     parser.add_argument("--deep-queue", action="store_true", help="create every job before deciding")
+    parser.add_argument("--seed", type=int, default=1, help="draws the mix of gangs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    return report(run(args.jobs, args.nodes, args.window, args.deep_queue), args.json)
+    return report(run(args.jobs, args.nodes, args.window, args.deep_queue, args.seed), args.json)
 
 
 if __name__ == "__main__":

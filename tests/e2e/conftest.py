@@ -97,7 +97,8 @@ def crds(kube: Kube) -> list[str]:
 
 def is_established(kube: Kube, name: str) -> bool:
     crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
-    conditions = crd.get("status", {}).get("conditions", [])
+    # A CRD just created may carry `conditions: null` until the API server has looked at it.
+    conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
