@@ -135,8 +135,8 @@ class Settings(BaseSettings):
     )
     webhook_listen: str | None = Field(
         default=None,
-        description="host:port the webhook server listens on. Unset: 127.0.0.1 at "
-        "AIFACTORY_PORT_BASE + 10. The chart sets 0.0.0.0 and its webhook port.",
+        description="Where the webhook server listens, as host:port (e.g. 0.0.0.0:9443). Unset: 127.0.0.1 "
+        "at AIFACTORY_PORT_BASE + 10. The chart sets 0.0.0.0 and its webhook port.",
     )
     webhook_url: str | None = Field(
         default=None,
