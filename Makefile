@@ -42,7 +42,8 @@ chart-tools: $(CHECKOV)
 	@bash hack/build-kstatus.sh >/dev/null
 
 crds: install
-	$(PY) -m aifactory_operator.cli crds --out crds --chart charts/aifactory-operator --docs docs/reference
+	$(PY) -m aifactory_operator.cli crds --out crds --chart charts/aifactory-operator --docs docs/reference \
+		--settings-page docs/settings.md
 
 lint: install
 	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests bench

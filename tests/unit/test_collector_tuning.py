@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import REGISTRY
 
-from aifactory_operator.collector import CollectorClock, parse_threshold, tune_collector
+from aifactory_operator.collector import CollectorClock, tune_collector
+from aifactory_operator.settings import InvalidSetting
 
 
 @pytest.fixture
@@ -19,33 +20,33 @@ def collector_state() -> Iterator[None]:
     gc.callbacks[:] = callbacks
 
 
-def test_a_threshold_is_three_positive_integers():
-    assert parse_threshold("50000,20,10") == (50000, 20, 10)
-    assert parse_threshold(" 700, 10 ,10") == (700, 10, 10)
+@pytest.mark.parametrize("text", ["50000,20,10", " 700, 10 ,10"])
+def test_a_threshold_is_three_positive_integers(settings_from, text):
+    expected = tuple(int(part) for part in text.split(","))
+    assert settings_from({"AIFACTORY_GC_THRESHOLD": text}).gc_threshold == expected
 
 
-@pytest.mark.parametrize("text", ["", "50000", "50000,20", "1,2,3,4", "a,b,c", "0,10,10", "700,-1,10"])
-def test_anything_else_is_refused_with_the_setting_and_an_example(text):
-    with pytest.raises(ValueError, match=r"AIFACTORY_GC_THRESHOLD=.*three positive integers, e\.g\. 50000"):
-        parse_threshold(text)
+@pytest.mark.parametrize("text", ["50000", "50000,20", "1,2,3,4", "a,b,c", "0,10,10", "700,-1,10", "[1,2,3]"])
+def test_anything_else_is_refused_with_the_setting_and_an_example(settings_from, text):
+    with pytest.raises(
+        InvalidSetting, match=r"AIFACTORY_GC_THRESHOLD=.*three positive integers, e\.g\. 50000"
+    ):
+        settings_from({"AIFACTORY_GC_THRESHOLD": text})
 
 
-def test_tuning_sets_the_thresholds_from_the_environment(monkeypatch, collector_state):
-    monkeypatch.setenv("AIFACTORY_GC_THRESHOLD", "12345,6,7")
-    tune_collector()
+def test_tuning_sets_the_thresholds_it_is_given(collector_state):
+    tune_collector((12345, 6, 7))
     assert gc.get_threshold() == (12345, 6, 7)
 
 
-def test_the_default_lets_young_objects_die_before_a_collection(monkeypatch, collector_state):
-    monkeypatch.delenv("AIFACTORY_GC_THRESHOLD", raising=False)
-    tune_collector()
+def test_the_default_lets_young_objects_die_before_a_collection(settings_from, collector_state):
+    tune_collector(settings_from({}).gc_threshold)
     assert gc.get_threshold()[0] == 50000
 
 
-def test_tuning_twice_times_collections_once(monkeypatch, collector_state):
-    monkeypatch.delenv("AIFACTORY_GC_THRESHOLD", raising=False)
-    tune_collector()
-    tune_collector()
+def test_tuning_twice_times_collections_once(collector_state):
+    tune_collector((50000, 20, 10))
+    tune_collector((50000, 20, 10))
     assert sum(isinstance(c, CollectorClock) for c in gc.callbacks) == 1
 
 

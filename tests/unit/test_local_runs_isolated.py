@@ -26,9 +26,9 @@ def listen_like_kopf() -> socket.socket:
     return server
 
 
-def test_the_webhook_listens_ten_above_the_port_base():
-    assert WebhookSettings.from_env({}).listen_port == 16450
-    settings = WebhookSettings.from_env({"AIFACTORY_PORT_BASE": "30000"})
+def test_the_webhook_listens_ten_above_the_port_base(settings_from):
+    assert WebhookSettings.from_settings(settings_from({})).listen_port == 16450
+    settings = WebhookSettings.from_settings(settings_from({"AIFACTORY_PORT_BASE": "30000"}))
     assert (settings.listen_host, settings.listen_port, settings.url) == (
         "127.0.0.1",
         30010,
@@ -36,9 +36,9 @@ def test_the_webhook_listens_ten_above_the_port_base():
     )
 
 
-def test_an_explicit_listen_address_wins_over_the_port_base():
+def test_an_explicit_listen_address_wins_over_the_port_base(settings_from):
     env = {"AIFACTORY_PORT_BASE": "30000", "AIFACTORY_WEBHOOK_LISTEN": "0.0.0.0:9443"}
-    assert WebhookSettings.from_env(env).listen_port == 9443
+    assert WebhookSettings.from_settings(settings_from(env)).listen_port == 9443
 
 
 def test_a_port_another_process_listens_on_with_reuse_port_is_served():

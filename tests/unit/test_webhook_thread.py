@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from aifactory_operator.handlers.settings import DiffBaseOfChangeHandledKinds
+from aifactory_operator.handlers.kopf_settings import DiffBaseOfChangeHandledKinds
 from aifactory_operator.handlers.webhook_thread import WebhookServerThread
 
 

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     crds.add_argument("--out", type=Path, required=True, help="folder to write the CRDs into")
     crds.add_argument("--chart", type=Path, help="also write the Helm chart's generated files there")
     crds.add_argument("--docs", type=Path, help="also write a reference page per custom resource there")
+    crds.add_argument("--settings-page", type=Path, help="also write the operator's settings page there")
     crds.set_defaults(func=_crds)
 
     cluster = commands.add_parser("cluster", help="the local control plane")
@@ -135,7 +136,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _crds(args: argparse.Namespace) -> int:
     from .chartgen import write_chart_files
     from .crdgen import write_crds
-    from .docsgen import write_references
+    from .docsgen import write_references, write_settings_page
 
     for path in write_crds(args.out):
         print(path)
@@ -143,6 +144,8 @@ def _crds(args: argparse.Namespace) -> int:
         print(path)
     for path in write_references(args.docs) if args.docs else []:
         print(path)
+    if args.settings_page:
+        print(write_settings_page(args.settings_page))
     return 0
 
 

@@ -9,27 +9,10 @@ collection sees them; cycles still go, only later.
 """
 
 import gc
-import os
 import time
 from typing import Any
 
 from .metrics import GC_CPU_SECONDS
-
-DEFAULT_THRESHOLD = "50000,20,10"
-
-
-def parse_threshold(text: str) -> tuple[int, int, int]:
-    """'50000,20,10' -> (50000, 20, 10): the three values of gc.set_threshold, each at least 1."""
-    parts = text.split(",")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) < 1:
-        raise ValueError(
-            f"AIFACTORY_GC_THRESHOLD={text!r}: give three positive integers, e.g. {DEFAULT_THRESHOLD}"
-        )
-    return values[0], values[1], values[2]
 
 
 class CollectorClock:
@@ -49,8 +32,8 @@ class CollectorClock:
             GC_CPU_SECONDS.labels(generation=str(info["generation"])).inc(time.thread_time() - self.started)
 
 
-def tune_collector() -> None:
-    """Sets the thresholds from AIFACTORY_GC_THRESHOLD and starts timing collections."""
-    gc.set_threshold(*parse_threshold(os.environ.get("AIFACTORY_GC_THRESHOLD", DEFAULT_THRESHOLD)))
+def tune_collector(threshold: tuple[int, int, int]) -> None:
+    """Sets the thresholds (AIFACTORY_GC_THRESHOLD, see settings.py) and starts timing collections."""
+    gc.set_threshold(*threshold)
     if not any(isinstance(c, CollectorClock) for c in gc.callbacks):
         gc.callbacks.append(CollectorClock())

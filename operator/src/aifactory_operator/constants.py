@@ -69,6 +69,8 @@ MODEL_MOUNT = "/models"
 # The operator's own namespace: its webhook certificate and the audit log live here, and admission
 # webhooks never apply to it, so the operator can always restart.
 OPERATOR_NAMESPACE = "aifactory-system"
+# The local control plane's first loopback port; the operator's default webhook port is ten above it.
+DEFAULT_PORT_BASE = 16440
 # ConfigMaps that hold the hash-chained audit log of policy refusals, one segment each.
 LABEL_AUDIT_LOG = f"{GROUP}/audit-log"
 AUDIT_SEGMENT_PREFIX = "aifactory-audit-"

@@ -15,6 +15,7 @@ from .devcluster.layout import default_layout, find_repo_root
 from .kube.client import Kube, load_config
 from .kube.manifests import apply_manifests
 from .launcher import OperatorProcess, interrupt_on_sigterm
+from .settings import env_name
 
 READY_TIMEOUT_SECONDS = 120
 
@@ -32,10 +33,11 @@ def run_demo(*, once: bool) -> int:
     kubeconfig = layout.kubeconfig if own_cluster else Path(os.environ["KUBECONFIG"])
     api_client = load_config(str(kubeconfig))
     kube = Kube(api_client)
-    if not is_local(api_client.configuration.host) and "AIFACTORY_WEBHOOK" not in os.environ:
+    if not is_local(api_client.configuration.host) and env_name("webhook") not in os.environ:
         # A cluster elsewhere cannot call back into an operator running on this machine; its
         # admission policies still hold. Run the operator in the cluster (Helm) for the webhook.
-        os.environ["AIFACTORY_WEBHOOK"] = "off"
+        # The demo sets it for the operator process it starts, which reads it as its settings.
+        os.environ[env_name("webhook")] = "off"
         _say("the operator runs outside that cluster: webhook off, admission policies on")
     operator = OperatorProcess(kubeconfig, layout.logs / "operator.log")
     try:

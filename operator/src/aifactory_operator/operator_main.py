@@ -5,6 +5,8 @@ import logging
 import secrets
 import sys
 
+from .settings import InvalidSetting, Settings, load_settings
+
 # kopf lets the peer with the highest priority work and pauses the others; equal priorities would
 # pause them all, so each replica draws its own from a range where a tie is vanishingly unlikely.
 PRIORITY_RANGE = 2**31 - 1
@@ -20,10 +22,15 @@ def run_operator(
 ) -> None:
     """Runs until SIGINT/SIGTERM; watches our kinds in every namespace. With `peering`, replicas
     coordinate through that ClusterKopfPeering and only one acts at a time."""
+    try:
+        settings = load_settings()  # first, so that a bad variable stops us before anything starts
+    except InvalidSetting as error:
+        raise SystemExit(f"aifactory: error: {error}") from None
+
     import kopf
     from prometheus_client import start_http_server
 
-    refuse_a_served_webhook_address()
+    refuse_a_served_webhook_address(settings)
     if metrics_port:
         start_http_server(metrics_port)
 
@@ -33,7 +40,7 @@ def run_operator(
 
     toggles.install()
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    tune_collector()
+    tune_collector(settings.gc_threshold)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
@@ -48,13 +55,13 @@ def run_operator(
     )
 
 
-def refuse_a_served_webhook_address() -> None:
+def refuse_a_served_webhook_address(settings: Settings) -> None:
     """Exits with one line when another process already serves our webhook address: sharing it
     would fail admission calls at random (see listen.py)."""
     from .handlers.admission_control import WebhookSettings
     from .listen import is_served
 
-    webhook = WebhookSettings.from_env()
+    webhook = WebhookSettings.from_settings(settings)
     if webhook.enabled and is_served(webhook.listen_host, webhook.listen_port):
         address = f"{webhook.listen_host}:{webhook.listen_port}"
         raise SystemExit(

@@ -1,10 +1,11 @@
 """kopf handlers: thin shells that parse, observe, plan, apply and report."""
 
-from . import admission_control, aifactory, dataset, indexes, settings, training, trainingjob, webhook
+from ..settings import load_settings
+from . import admission_control, aifactory, dataset, indexes, kopf_settings, training, trainingjob, webhook
 
 # Admission handlers only where the webhook is served: kopf refuses to start with handlers and no
 # server (AIFACTORY_WEBHOOK=off, e.g. an operator outside a remote cluster).
-if admission_control.WebhookSettings.from_env().enabled:
+if admission_control.WebhookSettings.from_settings(load_settings()).enabled:
     webhook.register()
 
 __all__ = [
@@ -12,7 +13,7 @@ __all__ = [
     "aifactory",
     "dataset",
     "indexes",
-    "settings",
+    "kopf_settings",
     "training",
     "trainingjob",
     "webhook",

@@ -3,9 +3,7 @@ serves the same one), the shared admission policies and guard rails, and the web
 configurations pointing at this operator."""
 
 import base64
-import os
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,7 @@ from urllib.parse import urlsplit
 import kopf
 
 from ..certificates import KeyPair, is_usable, issue_ca, issue_server
-from ..constants import OPERATOR_NAMESPACE
-from ..devcluster.layout import ports_from_env
+from ..devcluster.layout import Ports
 from ..kube.client import Kube
 from ..reconcile.admission_policies import (
     RETIRED_POLICY_NAMES,
@@ -32,6 +29,7 @@ from ..reconcile.webhook_objects import (
     construct_placement_configuration,
     construct_validating_configuration,
 )
+from ..settings import Settings, load_settings
 from . import webhook
 from .refusals import RefusalRecorder
 from .runtime import INSTALLED_BY_HELM, kube, now
@@ -42,11 +40,11 @@ TLS_SECRET = "aifactory-webhook-tls"
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    """Where the webhook server listens and how kube-apiserver reaches it, from the environment:
-    AIFACTORY_WEBHOOK=off disables it; AIFACTORY_WEBHOOK_SERVICE names the operator's Service
-    (in-cluster), otherwise AIFACTORY_WEBHOOK_URL (default: https://<listen address>). The listen
-    address is AIFACTORY_WEBHOOK_LISTEN, by default 127.0.0.1 at AIFACTORY_PORT_BASE + 10 (16450), so
-    that operators beside control planes on other port bases never share one port."""
+    """Where the webhook server listens and how kube-apiserver reaches it, from the operator's
+    settings: AIFACTORY_WEBHOOK=off disables it; AIFACTORY_WEBHOOK_SERVICE names the operator's
+    Service (in-cluster), otherwise AIFACTORY_WEBHOOK_URL (default: https://<listen address>). The
+    listen address is AIFACTORY_WEBHOOK_LISTEN, by default 127.0.0.1 at AIFACTORY_PORT_BASE + 10
+    (16450), so that operators beside control planes on other port bases never share one port."""
 
     enabled: bool
     namespace: str
@@ -56,15 +54,14 @@ class WebhookSettings:
     service: str | None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "WebhookSettings":
-        env = os.environ if environ is None else environ
-        default_listen = f"127.0.0.1:{ports_from_env(env).webhook}"
-        host, _, port = env.get("AIFACTORY_WEBHOOK_LISTEN", default_listen).rpartition(":")
-        service = env.get("AIFACTORY_WEBHOOK_SERVICE") or None
-        url = env.get("AIFACTORY_WEBHOOK_URL") or (None if service else f"https://{host}:{port}")
+    def from_settings(cls, settings: Settings) -> "WebhookSettings":
+        listen = settings.webhook_listen or f"127.0.0.1:{Ports(settings.port_base).webhook}"
+        host, _, port = listen.rpartition(":")
+        service = settings.webhook_service
+        url = settings.webhook_url or (None if service else f"https://{host}:{port}")
         return cls(
-            enabled=env.get("AIFACTORY_WEBHOOK", "on") != "off",
-            namespace=env.get("AIFACTORY_NAMESPACE", OPERATOR_NAMESPACE),
+            enabled=settings.webhook == "on",
+            namespace=settings.namespace,
             listen_host=host,
             listen_port=int(port),
             url=url,
@@ -86,7 +83,7 @@ class WebhookSettings:
 
 @kopf.on.startup()
 def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
-    config = WebhookSettings.from_env()
+    config = WebhookSettings.from_settings(load_settings())
     client = kube()
     served = check_capabilities(client, logger)
     mutation_served = "mutatingadmissionpolicies" in served.get(MAP_API, set())

@@ -2,7 +2,6 @@
 
 import functools
 import inspect
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,14 +15,15 @@ from ..constants import FIELD_MANAGER
 from ..kube.client import Kube, load_config
 from ..metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
 from ..reconcile.conditions import Outcome, construct_conditions
+from ..settings import load_settings
 
 # A progressing reconcile is retried this soon: KWOK nodes and pods change state within seconds.
 RETRY_SECONDS = 2.0
 # How often a settled object is reconciled again to repair drift (a deleted node, a changed label).
-RESYNC_SECONDS = float(os.environ.get("AIFACTORY_RESYNC_SECONDS", "30"))
+RESYNC_SECONDS = load_settings().resync_seconds
 # Set by the Helm chart, which installs the shared admission policies, the webhook configurations
 # and the tenant-admin role itself: the operator then only binds the role and injects the CA bundle.
-INSTALLED_BY_HELM = os.environ.get("AIFACTORY_INSTALLED_BY") == "helm"
+INSTALLED_BY_HELM = load_settings().installed_by == "helm"
 
 
 @cache

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,19 +28,21 @@ from ..reconcile.lifecycle_events import LifecycleEvent
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.status_writes import StatusWrite, WriteBudget, choose_status_writes
 from ..reconcile.training import BatchJob, Creation, TrainingConfig, TrainingPlan, key_of, plan_training
+from ..settings import load_settings
 from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
 from .runtime import count_error, kube, measured
 from .webhook import record_own_refusal
 
 logger = logging.getLogger(__name__)
-TICK_SECONDS = float(os.environ.get("AIFACTORY_TRAINING_TICK_SECONDS", "1"))
+SETTINGS = load_settings()
+TICK_SECONDS = SETTINGS.training_tick_seconds
 CONFIG = TrainingConfig(
-    starvation_seconds=float(os.environ.get("AIFACTORY_STARVATION_SECONDS", "300")),
-    backoff_seconds=float(os.environ.get("AIFACTORY_RESTART_BACKOFF_SECONDS", "10")),
+    starvation_seconds=SETTINGS.starvation_seconds,
+    backoff_seconds=SETTINGS.restart_backoff_seconds,
     # A tick writes all it admits before the next one looks; 10,000 admissions in one tick held
     # every Running report behind ~30,000 writes (minutes) and ~100 MB of Job manifests.
-    admissions_per_tick=int(os.environ.get("AIFACTORY_TICK_ADMISSIONS", "500")),
-    unschedulable_grace_seconds=float(os.environ.get("AIFACTORY_UNSCHEDULABLE_GRACE_SECONDS", "120")),
+    admissions_per_tick=SETTINGS.tick_admissions,
+    unschedulable_grace_seconds=SETTINGS.admission_unschedulable_grace_seconds,
 )
 
 
@@ -98,16 +99,16 @@ class ParsedModels:
 
 # A waiting job's queuePosition and reason change with every admission ahead of it; rewriting them
 # all every tick would cost one write per queued job per tick. The stalest few are refreshed.
-QUEUE_REFRESHES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_REFRESHES_PER_TICK", "50"))
+QUEUE_REFRESHES_PER_TICK = SETTINGS.queue_refreshes_per_tick
 # First statuses of newly queued jobs, oldest first: thousands created at once would otherwise hold
 # a tick (and the admissions of the next one) behind a status write each.
-QUEUE_ENTRIES_PER_TICK = int(os.environ.get("AIFACTORY_QUEUE_ENTRIES_PER_TICK", "200"))
+QUEUE_ENTRIES_PER_TICK = SETTINGS.queue_entries_per_tick
 # Decisions (deletes, creates, changes of phase) are always written; the queue's reports (first
 # statuses, then refreshes) get what is left of this many writes a tick, and at least the minimum.
 # With a deep queue the API server's write rate is what paces admission: a tick that admits a
 # hundred gangs should not also wait for hundreds of "still queued" statuses.
-TICK_WRITES = int(os.environ.get("AIFACTORY_TICK_WRITES", "100"))
-REPORT_WRITES_MIN = int(os.environ.get("AIFACTORY_REPORT_WRITES_MIN", "20"))
+TICK_WRITES = SETTINGS.tick_writes
+REPORT_WRITES_MIN = SETTINGS.report_writes_min
 
 
 @dataclass
@@ -267,7 +268,7 @@ def report_tick(factory: str, plan: TrainingPlan, admitted: set[str], present: s
 
 # Writes of one tick go out this many at a time: they are independent of one another, and one at a
 # time a tick that admits hundreds of jobs spends most of its time waiting on round trips.
-WRITERS = int(os.environ.get("AIFACTORY_TRAINING_WRITERS", "8"))
+WRITERS = SETTINGS.training_writers
 BUDGET = WriteBudget(TICK_WRITES, REPORT_WRITES_MIN, QUEUE_ENTRIES_PER_TICK, QUEUE_REFRESHES_PER_TICK)
 Owner = TrainingJob | ModelEndpoint
 

@@ -4,8 +4,10 @@ from SIGKILL (no cleanup, no flush), right after its N-th successful API write. 
 import os
 import threading
 
+from ..settings import load_settings
+
 CRASH_EXIT_CODE = 86
-_limit = int(os.environ.get("AIFACTORY_CRASH_AFTER_WRITES") or 0)
+_limit = load_settings().crash_after_writes
 _count = 0
 _lock = threading.Lock()
 

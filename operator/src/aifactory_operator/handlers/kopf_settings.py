@@ -1,7 +1,6 @@
 """Operator-wide kopf settings."""
 
 import logging
-import os
 from typing import Any
 
 import kopf
@@ -9,6 +8,7 @@ import kopf
 from ..api.v1alpha1 import AIFactory, Dataset
 from ..constants import FINALIZER, GROUP
 from ..kube.client import load_config
+from ..settings import load_settings
 
 
 @kopf.on.startup()
@@ -24,7 +24,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
     # With peering (several replicas), a standby takes over once the active replica's record is
     # this old; kopf's default is a minute.
-    settings.peering.lifetime = int(os.environ.get("AIFACTORY_PEERING_LIFETIME_SECONDS", "60"))
+    settings.peering.lifetime = load_settings().peering_lifetime_seconds
 
 
 class DiffBaseOfChangeHandledKinds(kopf.AnnotationsDiffBaseStorage):
