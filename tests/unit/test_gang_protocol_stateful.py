@@ -167,7 +167,14 @@ PROTOCOL = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     derandomize=True,
+    database=None,  # the same examples on every run and machine, none replayed from a past run
 )
+
+
+@pytest.fixture(autouse=True)
+def loop_config(monkeypatch):
+    """The loop's knobs as this test means them, whatever the environment the module was imported in."""
+    monkeypatch.setattr(training, "CONFIG", CONFIG)
 
 
 def test_the_protocol_holds_its_invariants_under_lag_faults_and_restarts():

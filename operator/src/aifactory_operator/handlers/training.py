@@ -296,8 +296,28 @@ def execute_training(
     now = datetime.now(UTC)
     sent = len(plan.delete) + len(plan.create) + len(plan.apply)
     writes, chosen = choose_status_writes(plan.statuses, owners, sent, refreshed, told, BUDGET, now)
-    after_create = {c.key for c in plan.create if c.admission}
     errors: list[BaseException] = []
+    write_in_order(kube, plan, writes, told, protocol, refused, errors)
+    for write in chosen:
+        refreshed[write.key] = now.timestamp()
+    for memory in (refreshed, told):
+        for key in set(memory) - set(owners):
+            del memory[key]
+    if errors:
+        raise errors[0]
+
+
+def write_in_order(
+    kube: Kube,
+    plan: TrainingPlan,
+    writes: list[StatusWrite],
+    told: dict[str, tuple[Any, ...]],
+    protocol: ProtocolMemory,
+    refused: Callable[[dict[str, Any], ApiException], None] | None,
+    errors: list[BaseException],
+) -> None:
+    """The three phases of execute_training; each write's failure is added to `errors`."""
+    after_create = {c.key for c in plan.create if c.admission}
     with ThreadPoolExecutor(WRITERS) as writers:
 
         def status(write: StatusWrite) -> None:
@@ -313,13 +333,6 @@ def execute_training(
         )
         landed = {c.key for c in plan.create} - {c.key for c in unmade}
         in_parallel(writers, status, [w for w in writes if w.key in after_create and w.key in landed], errors)
-    for write in chosen:
-        refreshed[write.key] = now.timestamp()
-    for memory in (refreshed, told):
-        for key in set(memory) - set(owners):
-            del memory[key]
-    if errors:
-        raise errors[0]
 
 
 def write_status(

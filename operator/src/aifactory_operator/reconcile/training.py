@@ -315,15 +315,7 @@ def _account(
 ) -> _Books:
     """The ledger from what exists: nodes' allocatable, bound pods, what gangs' Jobs (or, until
     they are seen, the loop's own decisions) hold, and what admitted endpoints are owed."""
-    pools = {p.name: p for p in factory.spec.node_pools}
-    ready = [
-        n
-        for n in nodes
-        if is_node_ready(n)
-        and n["metadata"]["labels"].get(LABEL_FACTORY) == factory.name
-        and (pool := pools.get(n["metadata"].get("labels", {}).get(LABEL_POOL, "")))
-        and not has_foreign_blocking_taint(n, pool)
-    ]
+    ready = _offered_nodes(factory, nodes)
     allocatable = {
         n["metadata"]["name"]: n.get("allocatableAmounts")
         or parse_amounts(n.get("status", {}).get("allocatable") or {})
@@ -347,6 +339,31 @@ def _account(
             quota[product] = quota.get(product, 0) - item.gpus
             hold_replicas(ledger, item, slots, pods)
     return _Books(ledger, [_slot(n, ledger) for n in ready], holds, quota)
+
+
+def _offered_nodes(factory: AIFactory, nodes: list[Node]) -> list[Node]:
+    """Ready nodes of the factory's pools that workers would tolerate."""
+    pools = {p.name: p for p in factory.spec.node_pools}
+    return [
+        n
+        for n in nodes
+        if is_node_ready(n)
+        and n["metadata"]["labels"].get(LABEL_FACTORY) == factory.name
+        and (pool := pools.get(n["metadata"].get("labels", {}).get(LABEL_POOL, "")))
+        and not has_foreign_blocking_taint(n, pool)
+    ]
+
+
+def _quota_left(factory: AIFactory, tracked: list[_Tracked]) -> dict[tuple[str, str], int]:
+    """Each tenant's quota per product less what its holding gangs take (stale ones included)."""
+    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
+    for t in tracked:
+        if t.tenant is None or t.pool is None:
+            continue
+        if life.holds_nodes(t.status) or (t.view.stale and _holds(t)):
+            product = (t.tenant.name, t.pool.gpu_product)
+            quota[product] = quota.get(product, 0) - t.job.spec.nodes * t.job.spec.gpus_per_node
+    return quota
 
 
 def _holds(tracked: _Tracked) -> list[GangHold]:
