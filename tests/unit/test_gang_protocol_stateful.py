@@ -205,3 +205,18 @@ def training_module():
     from aifactory_operator.reconcile import training as reconcile_training
 
     return reconcile_training
+
+
+def test_a_running_gang_holds_its_node_while_the_pods_view_lags_the_jobs_view():
+    """Found by the machine in CI: a gang Running by its Job's view, its pod not yet bound in a
+    lagging pods view, must still hold its node, or a second gang is pinned onto the same GPUs."""
+    machine = GangProtocol()
+    machine.start(nodes=2)
+    machine.submit(nodes=1, gpus=8, duration=1)
+    machine.tick(ticks=1)
+    machine.advance()
+    machine.lag(kind="pods", lag=2)
+    machine.submit(nodes=1, gpus=2, duration=1)
+    machine.tick(ticks=1)
+    machine.never_double_booked()
+    machine.teardown()

@@ -100,15 +100,15 @@ def _same_nodes(placement: Placement | None, nodes: tuple[str, ...]) -> bool:
     return placement is not None and tuple(sorted(placement.nodes)) == tuple(sorted(nodes))
 
 
-def job_holds(
-    key: str, observed: list[BatchJob], running_attempt: int | None, admitted: str
-) -> list[GangHold]:
-    """What the gang's Jobs hold: every unfinished Job, whichever attempt or owner, except the
-    attempt known to be Running (all its workers were bound; a finished worker frees its node)."""
+def job_holds(key: str, observed: list[BatchJob], admitted: str) -> list[GangHold]:
+    """What the gang's Jobs hold: every unfinished Job, whichever attempt or owner, on each pinned
+    node where the pods view shows no worker bound. A Running attempt too: the pods informer may
+    lag the Jobs informer, and a worker whose bound pod it has not delivered yet must still count
+    (the protocol test found this). A worker that finished early keeps its node until its Job ends."""
     return [
         GangHold(key, b.attempt, b.nodes, b.requests, admitted)
         for b in observed
-        if not b.finished and b.nodes and b.attempt != running_attempt
+        if not b.finished and b.nodes
     ]
 
 

@@ -368,8 +368,7 @@ def _quota_left(factory: AIFactory, tracked: list[_Tracked]) -> dict[tuple[str, 
 
 def _holds(tracked: _Tracked) -> list[GangHold]:
     status, view = tracked.status, tracked.view
-    running = status.attempt if status.phase == life.Phase.RUNNING else None
-    holds = job_holds(tracked.key, tracked.observed, running, status.admitted_time or "")
+    holds = job_holds(tracked.key, tracked.observed, status.admitted_time or "")
     if view.job is None and view.decided is not None:
         worker = freeze(worker_amounts(tracked.job, tracked.pool)) if tracked.pool else ()
         holds.append(decided_hold(tracked.key, view.decided, worker))
