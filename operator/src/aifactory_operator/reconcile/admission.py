@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from .resources import FrozenAmounts, fits
+from .resources import FrozenAmounts
 from .topology_index import DomainIndex
 
 LEVEL_WORDS = {"nvlinkDomain": "NVLink domain", "rack": "rack"}
@@ -115,7 +115,8 @@ class FreeGPUs:
 
     def has_spare(self, name: str, worker: FrozenAmounts) -> bool:
         """Room on the node for a worker's CPU, memory and other resources (GPUs aside)."""
-        return not worker or fits(dict(worker), self.spare[name])
+        spare = self.spare[name]
+        return all(spare.get(resource, 0) >= amount for resource, amount in worker)
 
     def take(self, name: str, gpus: int, worker: FrozenAmounts = ()) -> None:
         spare = self.spare[name]

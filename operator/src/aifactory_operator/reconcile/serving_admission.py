@@ -48,8 +48,16 @@ def endpoint_items(
 
 
 def replica_amounts(pool: NodePool, gpus: int) -> Amounts:
-    """What one replica requests, as its Deployment's pod template asks for it."""
-    return parse_amounts(node_share(pool, gpus, GPU_RESOURCE)["requests"])
+    """What one replica (or worker) requests, as its pod template asks for it. Parsed once per
+    shape: every queued job asks each tick, and quantity parsing is the slow part. Callers must
+    not change the dict returned."""
+    key = (pool.gpus_per_node, pool.cpus_per_node, pool.memory_per_node, gpus)
+    if key not in _SHARES:
+        _SHARES[key] = parse_amounts(node_share(pool, gpus, GPU_RESOURCE)["requests"])
+    return _SHARES[key]
+
+
+_SHARES: dict[tuple[int, int, str, int], Amounts] = {}
 
 
 def hold_replicas(ledger: Ledger, item: Endpoint, slots: list[NodeSlot], pods: list[PodOnNode]) -> None:

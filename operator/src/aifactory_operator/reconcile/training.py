@@ -405,8 +405,10 @@ def _repair(
 ) -> None:
     """Checks the books (gang_invariants.py) and withdraws the attempts that cannot start."""
     admitted = {t.key: t for t in tracked if t.active and t.status.phase == life.Phase.ADMITTED}
-    checked = Ledger(books.ledger.allocatable, {n: dict(u) for n, u in books.ledger.taken.items()})
-    breaches = check_overcommit(checked, books.holds, pods, set(admitted))
+    breaches: list[Breach] = []
+    if books.ledger.overcommitted():  # the check withdraws on a copy: the real books keep the holds
+        checked = Ledger(books.ledger.allocatable, {n: dict(u) for n, u in books.ledger.taken.items()})
+        breaches = check_overcommit(checked, books.holds, pods, set(admitted))
     started = {k: t.status.attempt for k, t in admitted.items() if t.view.job is not None}
     breaches += check_unschedulable(started, unschedulable, now, config.unschedulable_grace_seconds)
     for breach in breaches:
