@@ -102,6 +102,17 @@ def described_events(kubectl, namespace: str, resource: str) -> list[tuple[str, 
     return [(row[0], row[1], row[4]) for row in rows if len(row) == 5]
 
 
+def described_through(kubectl, namespace: str, resource: str, last_reason: str) -> list[tuple[str, str, str]]:
+    """The described Events once the one told last has arrived: each Event is posted after the status
+    write it tells about lands, so it may trail the status a test waited on."""
+    return wait_for(
+        lambda: (
+            (rows := described_events(kubectl, namespace, resource)) and rows[-1][1] == last_reason and rows
+        ),
+        f"the {last_reason} event of {resource}",
+    )
+
+
 def test_describe_tells_a_gang_job_queued_admitted_running_then_restarted_after_a_failure(
     kube, kubectl, events_factory
 ):
@@ -111,7 +122,7 @@ def test_describe_tells_a_gang_job_queued_admitted_running_then_restarted_after_
     failing_once = {"sim.aifactory.dev/first-attempt-exit-code": "3"}
     kube.apply(make_training("gang", ns, duration="3s", annotations=failing_once))
     wait_phase(kube, ns, "gang", "Succeeded", timeout=120)
-    rows = described_events(kubectl, ns, "trainingjob/gang")
+    rows = described_through(kubectl, ns, "trainingjob/gang", "Succeeded")
     reasons = [reason for _, reason, _ in rows]
     assert reasons[:3] == ["Queued", "Admitted", "Running"], rows
     assert reasons[3] == "Restarted" and reasons[-1] == "Succeeded", rows
@@ -142,7 +153,8 @@ def test_a_refused_job_says_so_in_its_phase_and_a_warning(kube, kubectl, events_
     kube.apply(make_training("huge", ns, nodes=3))
     kubectl("wait", "--for=condition=Stalled", "trainingjob/huge", "-n", ns, "--timeout=60s")
     assert phase(kube, ns, "huge") == "Refused"
-    [refused] = events_of(kube, ns, "TrainingJob", "huge")
+    # The status is the record; its Event is posted after the status write lands, so it may trail it.
+    [refused] = wait_for(lambda: events_of(kube, ns, "TrainingJob", "huge"), "the Refused event")
     assert (refused["type"], refused["reason"]) == ("Warning", "Refused")
     assert "spec.nodes: 3 exceeds the 2 nodes of pool 'h100'" in refused["message"]
 
@@ -171,7 +183,7 @@ def test_an_endpoint_waiting_for_gpus_is_reconciling_then_tells_its_admission(ku
     time.sleep(3)  # several ticks of waiting
     kube.delete(API_VERSION, "TrainingJob", "holder", ns)
     kubectl("wait", "--for=condition=Ready", "modelendpoint/chat", "-n", ns, "--timeout=90s")
-    rows = described_events(kubectl, ns, "modelendpoint/chat")
+    rows = described_through(kubectl, ns, "modelendpoint/chat", "Ready")
     assert [(kind, reason) for kind, reason, _ in rows] == [
         ("Warning", "InsufficientCapacity"),
         ("Normal", "Admitted"),
@@ -185,7 +197,7 @@ def test_a_job_in_a_namespace_of_no_tenant_is_refused_with_a_warning(kube, event
     try:
         kube.apply(make_training("stray", outside))
         wait_phase(kube, outside, "stray", "Refused", timeout=60)
-        [refused] = events_of(kube, outside, "TrainingJob", "stray")
+        [refused] = wait_for(lambda: events_of(kube, outside, "TrainingJob", "stray"), "the Refused event")
         assert (refused["type"], refused["reason"]) == ("Warning", "Refused")
         assert f"metadata.namespace: '{outside}' belongs to no AIFactory tenant" in refused["message"]
     finally:

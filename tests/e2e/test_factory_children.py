@@ -385,9 +385,12 @@ def test_deleting_a_factory_keeps_namespaces_with_data_and_removes_the_rest(kube
             kept["metadata"]["annotations"]["aifactory.dev/retained"] == f"holds Dataset {with_data}/weights"
         )
         assert kube.get("v1", "PersistentVolumeClaim", "dataset-weights", with_data) is not None
-        events = kube.list("v1", "Event", namespace="default")
-        assert any(
-            e["reason"] == "Retained" and f"Kept Namespace {with_data}" in e["message"] for e in events
+        wait_for(
+            lambda: any(
+                e["reason"] == "Retained" and f"Kept Namespace {with_data}" in e["message"]
+                for e in kube.list("v1", "Event", namespace="default")
+            ),
+            "the Retained event",
         )
     finally:
         kube.delete(API_VERSION, "Dataset", "weights", with_data)
