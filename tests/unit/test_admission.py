@@ -205,3 +205,24 @@ def test_jobs_past_the_cap_that_fit_say_so_and_those_that_do_not_say_why():
     assert decision.waiting["c"] == "fits; admitted by the next decision (this one admitted 2, its limit)"
     assert decision.waiting["huge"].startswith("waiting for 72 H100 GPUs (9 x 8)")
     assert decision.positions == {"c": 1, "huge": 2}
+
+
+def test_a_job_short_of_cpu_on_nodes_with_free_gpus_is_told_so():
+    cpu_short = NodeSlot("p-0", "p", 8, spare=(("cpu", 4_000), ("memory", 1 << 40)))
+    roomy = NodeSlot("p-1", "p", 8, spare=(("cpu", 64_000), ("memory", 1 << 40)))
+    job = make_job("big", nodes=2, worker=(("cpu", 16_000), ("memory", 1 << 30)))
+    decision = admit([job], [cpu_short, roomy], QUOTA, now=NOW, starvation_seconds=300)
+    assert decision.admitted == {}
+    assert decision.waiting["big"] == (
+        "waiting for 16 H100 GPUs (2 x 8); 2 nodes of pool 'p' have 8 GPUs free,"
+        " 1 of them with the cpu a worker requests"
+    )
+
+
+def test_a_small_worker_is_not_held_back_by_a_big_one_of_the_same_gpu_shape():
+    node = NodeSlot("p-0", "p", 8, spare=(("cpu", 8_000),))
+    big = make_job("a-big", worker=(("cpu", 16_000),), priority=10)
+    small = make_job("b-small", worker=(("cpu", 2_000),))
+    decision = admit([big, small], [node], QUOTA, now=NOW, starvation_seconds=300)
+    assert list(decision.admitted) == ["b-small"]
+    assert "0 of them with the cpu a worker requests" in decision.waiting["a-big"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from .resources import FrozenAmounts
+from .resources import FrozenAmounts, short_of
 from .topology_index import DomainIndex
 
 LEVEL_WORDS = {"nvlinkDomain": "NVLink domain", "rack": "rack"}
@@ -56,6 +56,10 @@ class Request:
     @property
     def gpus(self) -> int:
         return self.nodes * self.gpus_per_node
+
+
+# What decides whether a job fits: pool, GPUs per node, nodes, topology mode and level, worker.
+Shape = tuple[str, int, int, str, str, FrozenAmounts]
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,11 @@ class FreeGPUs:
         spare = self.spare[name]
         return all(spare.get(resource, 0) >= amount for resource, amount in worker)
 
+    def shortages(self, names: list[str], worker: FrozenAmounts) -> list[str]:
+        """Every resource (GPUs aside) some of `names` have too little of for one more worker."""
+        need = dict(worker)
+        return sorted({resource for name in names for resource in short_of(need, self.spare[name])})
+
     def take(self, name: str, gpus: int, worker: FrozenAmounts = ()) -> None:
         spare = self.spare[name]
         for resource, amount in worker:
@@ -148,18 +157,19 @@ def admit(
     blocked: dict[str, str] = {}  # pool -> the starved head job blocking backfill there
     # Free GPUs only shrink during a decision, so a shape that did not fit will not fit later;
     # its explanation (every part of which the shape fixes) holds until the next admission.
-    unplaceable: dict[tuple[str, int, int, str, str], tuple[int, str]] = {}
-    fitting: set[tuple[str, int, int, str, str]] = set()  # shapes that fit once the decision is capped
+    unplaceable: dict[Shape, tuple[int, str]] = {}
+    fitting: set[Shape] = set()  # shapes that fit once the decision is capped
     full = f"fits; admitted by the next decision (this one admitted {max_admissions}, its limit)"
     decision = Decision()
     position = 0
     for request in queue_order(requests):
-        shape = (
+        shape: Shape = (  # one that failed stays failed until a grant
             request.pool,
             request.gpus_per_node,
             request.nodes,
             request.topology_mode,
             request.topology_level,
+            request.worker,
         )
         if request.pool in blocked:
             decision.waiting[request.key] = (
@@ -251,10 +261,16 @@ def explain_capacity(request: Request, free: FreeGPUs) -> str:
         largest = free.domains(request.pool, request.topology_level).largest_block(request.gpus_per_node)
         word = LEVEL_WORDS.get(request.topology_level, request.topology_level)
         return f"waiting for {shape} in one {word}; largest free block has {largest * request.gpus_per_node}"
-    return (
-        f"waiting for {shape}; {free.count(request.pool, request.gpus_per_node)} nodes of pool"
-        f" '{request.pool}' have {request.gpus_per_node} GPUs free"
+    with_gpus = [slot.name for slot in free.best_fit(request.pool, request.gpus_per_node)]
+    told = (
+        f"waiting for {shape}; {len(with_gpus)} nodes of pool '{request.pool}' have"
+        f" {request.gpus_per_node} GPUs free"
     )
+    short = free.shortages(with_gpus, request.worker)
+    if not short:
+        return told
+    fitting = sum(1 for name in with_gpus if free.has_spare(name, request.worker))
+    return f"{told}, {fitting} of them with the {' and '.join(short)} a worker requests"
 
 
 def _grant(nodes: list[NodeSlot], level: str) -> Grant:

@@ -364,37 +364,41 @@ def pod_validations(prefix: str) -> list[Obj]:
         (LABEL_JURISDICTION, "[variables.jurisdiction]"),
         (LABEL_REGION, "variables.regions"),
     ):
-        selector = "variables.pod.?nodeSelector.orValue({})"
-        checks.append(
-            validation(
-                locality.NODE_AFFINITY,
-                f"{prefix}.nodeSelector[{key}]",
-                f"!({quote(key)} in {selector}) || {selector}[{quote(key)}] in {allowed}",
-                f"targets nodes outside the jurisdiction; use only the factory's values for {key}",
-                f"'targets nodes outside the jurisdiction; use only ' + {allowed}.join(', ') + ' for {key}'",
-            )
-        )
-        terms = (
-            "variables.pod.?affinity.?nodeAffinity.?requiredDuringSchedulingIgnoredDuringExecution"
-            ".?nodeSelectorTerms.orValue([])"
-        )
-        inside = (
-            f"e.key != {quote(key)} || (e.operator == 'In' ? e.?values.orValue([]).all(v, v in {allowed})"
-            " : e.operator != 'DoesNotExist')"
-        )
-        checks.append(
-            validation(
-                locality.NODE_AFFINITY,
-                f"{prefix}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
-                f"{terms}.all(t, t.?matchExpressions.orValue([]).all(e, {inside}))",
-                f"targets nodes outside the jurisdiction; use only the factory's values for {key}",
-                f"'a required term targets nodes outside the jurisdiction; use only ' +"
-                f" {allowed}.join(', ') + ' for {key}'",
-            )
-        )
+        checks += locality_validations(prefix, key, allowed)
     for field in CONTAINER_LISTS:
         checks += container_validations(field, prefix)
     return checks
+
+
+def locality_validations(prefix: str, key: str, allowed: str) -> list[Obj]:
+    """A pod may name node label `key` in its nodeSelector or required node affinity only with the
+    values the CEL expression `allowed` holds, so no placement term reaches outside the jurisdiction."""
+    selector = "variables.pod.?nodeSelector.orValue({})"
+    terms = (
+        "variables.pod.?affinity.?nodeAffinity.?requiredDuringSchedulingIgnoredDuringExecution"
+        ".?nodeSelectorTerms.orValue([])"
+    )
+    inside = (
+        f"e.key != {quote(key)} || (e.operator == 'In' ? e.?values.orValue([]).all(v, v in {allowed})"
+        " : e.operator != 'DoesNotExist')"
+    )
+    return [
+        validation(
+            locality.NODE_AFFINITY,
+            f"{prefix}.nodeSelector[{key}]",
+            f"!({quote(key)} in {selector}) || {selector}[{quote(key)}] in {allowed}",
+            f"targets nodes outside the jurisdiction; use only the factory's values for {key}",
+            f"'targets nodes outside the jurisdiction; use only ' + {allowed}.join(', ') + ' for {key}'",
+        ),
+        validation(
+            locality.NODE_AFFINITY,
+            f"{prefix}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+            f"{terms}.all(t, t.?matchExpressions.orValue([]).all(e, {inside}))",
+            f"targets nodes outside the jurisdiction; use only the factory's values for {key}",
+            f"'a required term targets nodes outside the jurisdiction; use only ' +"
+            f" {allowed}.join(', ') + ' for {key}'",
+        ),
+    ]
 
 
 def construct_policy(
@@ -487,43 +491,52 @@ def construct_factory_policies(operator_users: list[str] | None = None) -> list[
             "template.spec",
             users,
         ),
-        construct_policy(
-            "aifactory-services",
-            [rule("", "v1", ["services"])],
-            [],
-            [
-                validation(
-                    airgap.SERVICE_EXTERNAL_IPS,
-                    "spec.externalIPs",
-                    "size(object.spec.?externalIPs.orValue([])) == 0",
-                    "externalIPs capture traffic meant for other addresses; remove them and reach the"
-                    " Service through its ClusterIP",
-                ),
-                validation(
-                    airgap.SERVICE_TYPE,
-                    "spec.type",
-                    "!variables.airGapped || object.spec.?type.orValue('ClusterIP') == 'ClusterIP'",
-                    "this type publishes or leaves the air-gapped factory; use ClusterIP",
-                    "'type ' + object.spec.type + ' publishes or leaves the air-gapped factory;"
-                    " use ClusterIP'",
-                ),
-            ],
-        ),
-        construct_policy(
-            "aifactory-ingresses",
-            [rule("networking.k8s.io", "v1", ["ingresses"])],
-            [],
-            [
-                validation(
-                    airgap.INGRESS,
-                    "kind",
-                    "!variables.airGapped",
-                    "an air-gapped factory admits no Ingress; reach the service from inside the factory"
-                    " through its ClusterIP Service",
-                )
-            ],
-        ),
+        construct_service_policy(),
+        construct_ingress_policy(),
     ]
+
+
+def construct_service_policy() -> Obj:
+    """Services keep traffic inside: no externalIPs anywhere, and only ClusterIP when air-gapped."""
+    return construct_policy(
+        "aifactory-services",
+        [rule("", "v1", ["services"])],
+        [],
+        [
+            validation(
+                airgap.SERVICE_EXTERNAL_IPS,
+                "spec.externalIPs",
+                "size(object.spec.?externalIPs.orValue([])) == 0",
+                "externalIPs capture traffic meant for other addresses; remove them and reach the"
+                " Service through its ClusterIP",
+            ),
+            validation(
+                airgap.SERVICE_TYPE,
+                "spec.type",
+                "!variables.airGapped || object.spec.?type.orValue('ClusterIP') == 'ClusterIP'",
+                "this type publishes or leaves the air-gapped factory; use ClusterIP",
+                "'type ' + object.spec.type + ' publishes or leaves the air-gapped factory; use ClusterIP'",
+            ),
+        ],
+    )
+
+
+def construct_ingress_policy() -> Obj:
+    """An air-gapped factory has no way in from outside, so it admits no Ingress at all."""
+    return construct_policy(
+        "aifactory-ingresses",
+        [rule("networking.k8s.io", "v1", ["ingresses"])],
+        [],
+        [
+            validation(
+                airgap.INGRESS,
+                "kind",
+                "!variables.airGapped",
+                "an air-gapped factory admits no Ingress; reach the service from inside the factory"
+                " through its ClusterIP Service",
+            )
+        ],
+    )
 
 
 FACTORY_POLICY_NAMES = [p["metadata"]["name"] for p in construct_factory_policies()]

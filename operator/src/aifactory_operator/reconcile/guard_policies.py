@@ -190,6 +190,27 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
     """Tenants (and anyone short of the operator and cluster admins) cannot relabel a tenant
     namespace, edit or delete the operator's guard-rail objects, or rewrite the audit log."""
     not_privileged = {"name": "not-privileged", "expression": f"!({is_privileged(exempt_users)})"}
+    managed = {"matchLabels": {LABEL_MANAGED_BY: MANAGED_BY}}
+    return [
+        construct_namespace_guard(not_privileged),
+        construct_tenant_objects_guard(not_privileged),
+        *construct_audit_guards(namespace),
+        *construct_lifecycle_guard(not_privileged),
+        *construct_operator_objects_guard(not_privileged),
+        guard_binding("aifactory-namespace-guard", {}),
+        guard_binding(
+            "aifactory-tenant-objects-guard",
+            {
+                "namespaceSelector": {"matchExpressions": [{"key": LABEL_FACTORY, "operator": "Exists"}]},
+                "objectSelector": managed,
+            },
+        ),
+    ]
+
+
+def construct_namespace_guard(not_privileged: Obj) -> Obj:
+    """A namespace becomes a tenant namespace only by the operator's hand: nobody else creates one
+    with our labels or adds them later (that would claim a factory's rules and rights for it)."""
     old_labels = "oldObject.metadata.?labels.orValue({})"
     new_labels = "object.metadata.?labels.orValue({})"
     ours = f"{new_labels}.exists(k, k.startsWith({quote(GROUP + '/')}))"
@@ -198,9 +219,7 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
         f" {new_labels}[k] == {old_labels}[k]) && {new_labels}.filter(k, {is_protected('k')})"
         f".all(k, k in {old_labels})"
     )
-    # A namespace becomes a tenant namespace only by the operator's hand: nobody else creates one
-    # with our labels or adds them later (that would claim a factory's rules and rights for it).
-    namespace_guard = guard_policy(
+    return guard_policy(
         "aifactory-namespace-guard",
         [rule("", "v1", ["namespaces"], ["CREATE", "UPDATE"])],
         [
@@ -221,7 +240,12 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
             )
         ],
     )
-    tenant_guard = guard_policy(
+
+
+def construct_tenant_objects_guard(not_privileged: Obj) -> Obj:
+    """The operator's NetworkPolicies, quotas, limits and RoleBindings in a tenant namespace stay as
+    the factory wrote them."""
+    return guard_policy(
         "aifactory-tenant-objects-guard",
         [
             rule("networking.k8s.io", "v1", ["networkpolicies"], ["UPDATE", "DELETE"]),
@@ -239,22 +263,6 @@ def construct_guard_rails(exempt_users: list[str], namespace: str = OPERATOR_NAM
             )
         ],
     )
-    managed = {"matchLabels": {LABEL_MANAGED_BY: MANAGED_BY}}
-    return [
-        namespace_guard,
-        tenant_guard,
-        *construct_audit_guards(namespace),
-        *construct_lifecycle_guard(not_privileged),
-        *construct_operator_objects_guard(not_privileged),
-        guard_binding("aifactory-namespace-guard", {}),
-        guard_binding(
-            "aifactory-tenant-objects-guard",
-            {
-                "namespaceSelector": {"matchExpressions": [{"key": LABEL_FACTORY, "operator": "Exists"}]},
-                "objectSelector": managed,
-            },
-        ),
-    ]
 
 
 def construct_audit_guards(namespace: str) -> list[Obj]:

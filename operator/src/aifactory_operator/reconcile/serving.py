@@ -160,18 +160,31 @@ def finish_endpoint(
     item: Endpoint, factory_name: str, room: int, quota_left: int, jurisdiction: str = ""
 ) -> None:
     """Children and status of an admitted endpoint; `room` = further replicas free capacity holds."""
+    allowed, replicas = replica_bounds(item, room, quota_left)
+    surge = room >= 1 or replicas == item.endpoint.spec.replicas.min
+    queue_children(item, factory_name, allowed, replicas, surge, jurisdiction)
+    report_serving(item, allowed, replicas, model_version(item.model))
+
+
+def replica_bounds(item: Endpoint, room: int, quota_left: int) -> tuple[int, int]:
+    """(the autoscaler's ceiling, the replicas to run): never below min, never beyond what free GPUs
+    and the tenant's quota hold on top of the replicas already running."""
     spec = item.endpoint.spec
     per_replica = max(spec.gpus_per_replica, 1)
     allowed = min(spec.replicas.max, item.replicas + room, item.replicas + quota_left // per_replica)
     allowed = max(allowed, spec.replicas.min)
-    replicas = min(item.replicas, allowed)
-    surge = room >= 1 or replicas == spec.replicas.min
+    return allowed, min(item.replicas, allowed)
+
+
+def queue_children(
+    item: Endpoint, factory_name: str, allowed: int, replicas: int, surge: bool, jurisdiction: str
+) -> None:
+    """Queues each child only when what it is made from changed: capacity moving the autoscaler's
+    ceiling rewrites the HPA alone, never the Deployment (which would roll the pods)."""
     version = model_version(item.model)
     deployment = item.deployment
     observed_generation = item.endpoint.status.observed_generation if item.endpoint.status else None
     new_spec = deployment is None or observed_generation != item.endpoint.generation
-    # Each child is written only when what it is made from changed: capacity moving the autoscaler's
-    # ceiling rewrites the HPA alone, never the Deployment (which would roll the pods).
     shape = (deployment.replicas, deployment.surge, deployment.version) if deployment else None
     if new_spec or shape != (replicas, surge, version):
         item.apply.append(
@@ -188,6 +201,13 @@ def finish_endpoint(
             construct_client_policy(item.endpoint),
             *([budget] if budget else []),
         ]
+
+
+def report_serving(item: Endpoint, allowed: int, replicas: int, version: str) -> None:
+    """Status and outcome from the Deployment as observed: the digest served changes only once the
+    rollout of the new one has finished."""
+    spec = item.endpoint.spec
+    deployment = item.deployment
     ready = deployment.ready if deployment else 0
     rolled = (
         deployment is not None
@@ -196,7 +216,6 @@ def finish_endpoint(
         and deployment.updated >= deployment.replicas
     )
     served = version if rolled else item.status.get("servedDigest")
-    port = spec.runtime.port
     held = (
         f"scaling held back at {allowed} of {spec.replicas.max} replicas by free GPUs or quota"
         if allowed < spec.replicas.max
@@ -205,7 +224,7 @@ def finish_endpoint(
     item.status.update(
         readyReplicas=ready,
         desiredReplicas=replicas,
-        url=f"http://{item.endpoint.name}.{item.endpoint.namespace}.svc:{port}",
+        url=f"http://{item.endpoint.name}.{item.endpoint.namespace}.svc:{spec.runtime.port}",
         reservedGpus=replicas * spec.gpus_per_replica,
         maxReplicasAllowed=allowed,
         reason=held,

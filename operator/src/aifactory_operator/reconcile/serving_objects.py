@@ -49,7 +49,6 @@ def construct_deployment(
 ) -> Obj:
     """Replicas of the runtime on the pool, the model mounted read-only; a new model or runtime rolls
     the pods without going below replicas.min ready (surge when a GPU is free, else one at a time)."""
-    spec = endpoint.spec
     selector = {LABEL_MODELENDPOINT: endpoint.name}
     model_path = f"{MODEL_MOUNT}/{model.name}"
     return {
@@ -79,32 +78,7 @@ def construct_deployment(
                         {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
                         for t in pool.taints
                     ],
-                    "containers": [
-                        {
-                            "name": "runtime",
-                            "image": spec.runtime.image,
-                            **({"args": spec.runtime.args} if spec.runtime.args else {}),
-                            "env": [{"name": "MODEL_PATH", "value": model_path}],
-                            "ports": [
-                                {"name": "http", "containerPort": spec.runtime.port, "protocol": "TCP"}
-                            ],
-                            "readinessProbe": {"tcpSocket": {"port": spec.runtime.port}, "periodSeconds": 5},
-                            # Loading a model takes minutes: restart only a runtime that stays
-                            # unreachable long after it first answered.
-                            "livenessProbe": {
-                                "tcpSocket": {"port": spec.runtime.port},
-                                "initialDelaySeconds": 60,
-                                "periodSeconds": 10,
-                                "failureThreshold": 6,
-                            },
-                            "resources": node_share(pool, spec.gpus_per_replica, GPU_RESOURCE),
-                            "securityContext": restricted_container_security(),
-                            "volumeMounts": [
-                                {"name": "model", "mountPath": model_path, "readOnly": True},
-                                SCRATCH_MOUNT,
-                            ],
-                        }
-                    ],
+                    "containers": [construct_runtime_container(endpoint, pool, model_path)],
                     "volumes": [
                         {
                             "name": "model",
@@ -115,6 +89,30 @@ def construct_deployment(
                 },
             },
         },
+    }
+
+
+def construct_runtime_container(endpoint: ModelEndpoint, pool: NodePool, model_path: str) -> Obj:
+    """The serving runtime, its model read-only at `model_path`; ready once its port answers."""
+    runtime = endpoint.spec.runtime
+    return {
+        "name": "runtime",
+        "image": runtime.image,
+        **({"args": runtime.args} if runtime.args else {}),
+        "env": [{"name": "MODEL_PATH", "value": model_path}],
+        "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": runtime.port}, "periodSeconds": 5},
+        # Loading a model takes minutes: restart only a runtime that stays unreachable long after
+        # it first answered.
+        "livenessProbe": {
+            "tcpSocket": {"port": runtime.port},
+            "initialDelaySeconds": 60,
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "resources": node_share(pool, endpoint.spec.gpus_per_replica, GPU_RESOURCE),
+        "securityContext": restricted_container_security(),
+        "volumeMounts": [{"name": "model", "mountPath": model_path, "readOnly": True}, SCRATCH_MOUNT],
     }
 
 

@@ -122,40 +122,8 @@ def construct_pod_spec(
         "enableServiceLinks": False,
         "securityContext": restricted_pod_security(),
         "nodeSelector": construct_node_selector(factory_name, pool, jurisdiction),
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    # Terms are ORed; a node-name field selector takes one value per term.
-                    "nodeSelectorTerms": [
-                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
-                        for node in sorted(nodes)
-                    ]
-                }
-            },
-            # One worker per node, so the per-node reservation made at admission holds exactly.
-            "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "labelSelector": {
-                            "matchLabels": {LABEL_TRAININGJOB: job.name, LABEL_ATTEMPT: str(attempt)}
-                        },
-                        "topologyKey": "kubernetes.io/hostname",
-                    }
-                ]
-            },
-        },
-        "tolerations": [
-            *({"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints),
-            *(
-                {
-                    "key": key,
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": UNREACHABLE_TOLERATION_SECONDS,
-                }
-                for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-            ),
-        ],
+        "affinity": construct_gang_affinity(job.name, nodes, attempt),
+        "tolerations": construct_tolerations(pool),
         "containers": [
             {
                 "name": "trainer",
@@ -171,6 +139,48 @@ def construct_pod_spec(
         ],
         "volumes": [*volumes, SCRATCH],
     }
+
+
+def construct_gang_affinity(job_name: str, nodes: list[str], attempt: int) -> Obj:
+    """Pins the attempt's workers to the nodes its admission decided (the Job's record of them) and
+    spreads them one per node, so the per-node reservation made at admission holds exactly."""
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                # Terms are ORed; a node-name field selector takes one value per term.
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                    for node in sorted(nodes)
+                ]
+            }
+        },
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {
+                        "matchLabels": {LABEL_TRAININGJOB: job_name, LABEL_ATTEMPT: str(attempt)}
+                    },
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        },
+    }
+
+
+def construct_tolerations(pool: NodePool) -> list[Obj]:
+    """The pool's taints, and a bounded wait on a node that stops answering before the pod is evicted."""
+    return [
+        *({"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect} for t in pool.taints),
+        *(
+            {
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": UNREACHABLE_TOLERATION_SECONDS,
+            }
+            for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+        ),
+    ]
 
 
 def construct_env(job: TrainingJob, attempt: int, name: str) -> list[Obj]:
