@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common import GANG_FIGURES
+
 BENCH = Path(__file__).resolve().parent
 # Each section's JSON is bench/<name>.json, written by this script and arguments (the sizes are the
 # Makefile's); the chaos suite's comes from AIFACTORY_CHAOS_RESULTS.
@@ -78,7 +80,33 @@ def render() -> str:
             "",
         ]
         lines += ["| Figure | Value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
-    return "\n".join(lines + render_moved())
+    return "\n".join(lines + render_gang_runs(sorted(BENCH.glob("gangs-*.json"))) + render_moved())
+
+
+def render_gang_runs(paths: list[Path]) -> list[str]:
+    """The runs of `make bench-gangs`, one row each: gang admission's promise (no gang stuck, no node
+    double-booked, every Job where its status says) at several sizes and seeds."""
+    if not paths:
+        return []
+    lines = [
+        "## gang integrity (make bench-gangs)",
+        "",
+        "Command: `make bench-gangs` (training_e2e.py at 400 jobs / 128 nodes with seeds 1-5 and"
+        " 1,000 / 256 with seeds 1-2). The throughput ratio is the baseline's time to all Running"
+        " over the operator's, both in the same run.",
+        "",
+        "| Jobs | Nodes | Seed | stuck_gangs | double_booked_nodes | placement_mismatches"
+        " | throughput_ratio | Measured (UTC) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    results = [(json.loads(path.read_text()), measured_at(path)) for path in paths]
+    for result, when in sorted(results, key=lambda r: (r[0]["jobs"], r[0]["seed"])):
+        figures = " | ".join(str(result.get(name, "-")) for name in GANG_FIGURES)
+        ratio = result.get("throughput_ratio_baseline_over_operator", "-")
+        lines.append(
+            f"| {result['jobs']} | {result['nodes']} | {result['seed']} | {figures} | {ratio} | {when} |"
+        )
+    return [*lines, ""]
 
 
 # Where make bench keeps the BENCHMARKS.json of the commit it started from, to compare against.

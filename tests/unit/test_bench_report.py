@@ -1,5 +1,6 @@
 """bench/report.py lists the figures that moved by more than 10 % since the previous run."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -22,3 +23,32 @@ def test_figures_within_ten_percent_words_and_new_figures_are_left_out():
 def test_nested_figures_are_compared_by_their_dotted_names():
     rows = moved_figures({"x": {"by_verb": {"get": 2}}}, {"x": {"by_verb": {"get": 1}}})
     assert rows == ["| x | by_verb.get | 2 | 1 | -50% |"]
+
+
+def test_each_gang_run_is_one_row_ordered_by_size_then_seed(tmp_path):
+    from report import render_gang_runs
+
+    for jobs, seed, stuck in ((1000, 1, 0), (400, 2, 1), (400, 1, 0)):
+        result = {
+            "jobs": jobs,
+            "nodes": jobs // 4,
+            "seed": seed,
+            "stuck_gangs": stuck,
+            "double_booked_nodes": 0,
+            "placement_mismatches": 0,
+            "throughput_ratio_baseline_over_operator": 0.7,
+        }
+        (tmp_path / f"gangs-{jobs}-{seed}.json").write_text(json.dumps(result))
+    rendered = render_gang_runs(sorted(tmp_path.glob("*.json")))
+    rows = [line for line in rendered if line[:3].removeprefix("| ").isdigit()]
+    assert [row.split(" | ")[:7] for row in rows] == [
+        ["| 400", "100", "1", "0", "0", "0", "0.7"],
+        ["| 400", "100", "2", "1", "0", "0", "0.7"],
+        ["| 1000", "250", "1", "0", "0", "0", "0.7"],
+    ]
+
+
+def test_no_gang_runs_means_no_section():
+    from report import render_gang_runs
+
+    assert render_gang_runs([]) == []
