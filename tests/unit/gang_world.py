@@ -46,6 +46,11 @@ class World:
     decisions: dict[tuple[str, int], set[tuple[str, ...]]] = field(default_factory=dict)
     durations: dict[str, int] = field(default_factory=dict)  # TrainingJob name -> steps its pods run
     failing: set[str] = field(default_factory=set)  # Jobs whose next worker to finish fails
+    # Nodes whose kubelet refuses every pod for a reason the operator's views do not show.
+    refusing: set[str] = field(default_factory=set)
+    events: list[tuple[str, str, str, bool]] = field(
+        default_factory=list
+    )  # (object, reason, message, warning)
     uids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -157,7 +162,7 @@ class World:
         return obj  # the headless Service: nothing in the protocol reads it
 
     def record_event(self, involved: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        return None
+        self.events.append((involved["metadata"]["name"], reason, message, warning))
 
     def _record_decision(self, job: Obj) -> None:
         labels = job["metadata"]["labels"]
@@ -219,7 +224,7 @@ class World:
                 free = parse_amounts(node["status"]["allocatable"])
                 taken = self.bound_requests(name)
                 free = {k: v - taken.get(k, 0) for k, v in free.items()}
-                if name in allowed and fits(need, free):
+                if name in allowed and name not in self.refusing and fits(need, free):
                     pod["spec"]["nodeName"] = name
                     pod["status"] = {"phase": "Running", "started": self.step}
                     break

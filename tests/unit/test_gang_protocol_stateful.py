@@ -110,6 +110,12 @@ class GangProtocol(RuleBasedStateMachine):
         }
         self.world.durations[""] = 3
 
+    @precondition(lambda self: self.world.nodes)
+    @rule(data=st.data())
+    def refuse_on_a_node(self, data: st.DataObject) -> None:
+        """A node's kubelet refuses pods for a reason no view shows (until the faults stop)."""
+        self.world.refusing.add(data.draw(st.sampled_from([n["metadata"]["name"] for n in self.world.nodes])))
+
     def _tick(self) -> None:
         # A failed write fails the tick; the next one starts from what exists.
         with contextlib.suppress(Exception):
@@ -136,7 +142,7 @@ class GangProtocol(RuleBasedStateMachine):
         """Faults stop and views catch up: every gang must then finish, none left stuck."""
         if not hasattr(self, "world"):
             return
-        self.world.fault, self.world.failing = "", set()
+        self.world.fault, self.world.failing, self.world.refusing = "", set(), set()
         self.world.catch_up()
         for _ in range(120):
             if all(_finished(t) for t in self.world.trainingjobs.values()):

@@ -214,6 +214,8 @@ def tick_once(
         memory.protocol.decided.pop(key, None)
     for key in plan.settled_writes:
         memory.protocol.written.pop(key, None)
+    quarantined = memory.protocol.quarantined | plan.quarantine
+    memory.protocol.quarantined = {node: until for node, until in quarantined.items() if until > now}
 
     def refused(obj: dict[str, Any], error: ApiException) -> None:
         record_own_refusal(obj, error, factory)

@@ -15,6 +15,7 @@ for it: a lagging watch must never make the loop re-decide or resurrect an attem
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ..api.v1alpha1.trainingjob import Placement, TrainingJob, TrainingJobStatus
 from .gang_views import BatchJob
@@ -40,6 +41,10 @@ class ProtocolMemory:
 
     decided: dict[str, Decided] = field(default_factory=dict)  # job key -> its latest decision
     written: dict[str, int] = field(default_factory=dict)  # job key -> attempt its last status write named
+    # node -> until when it is not offered to admission: a gang's worker stayed unschedulable there
+    # though the ledger had room (something the ledger cannot see holds it), so a withdrawn gang is
+    # not admitted straight back onto it.
+    quarantined: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ..policy.violations import Violation
 from . import training_lifecycle as life
 from .admission import Decision, NodeSlot, Request, admit
 from .conditions import Outcome
-from .gang_invariants import Breach, check_overcommit, check_unschedulable, mismatch_breach
+from .gang_invariants import UNSCHEDULABLE, Breach, check_overcommit, check_unschedulable, mismatch_breach
 from .gang_protocol import (
     AttemptView,
     Decided,
@@ -97,6 +97,8 @@ class TrainingPlan:
     tenant_gpus: dict[tuple[str, str], TenantGpus] = field(default_factory=dict)
     # Admission reached admissions_per_tick, so more may fit: decide again without waiting.
     capped: bool = False
+    # Nodes newly quarantined by a gang-unschedulable repair, and until when (ProtocolMemory.quarantined).
+    quarantine: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,6 +181,8 @@ def plan_training(
     )
     books = _account(factory, tracked, nodes, pods, serving)
     _repair(tracked, books, pods, unschedulable or {}, plan, now, config)
+    avoid = {n for n, until in memory.quarantined.items() if until > now} | set(plan.quarantine)
+    books.slots = [s for s in books.slots if s.name not in avoid]
     _admit_queue(factory, tracked, books, serving, plan, now, config)
     for t in tracked:
         if t.materialise and life.holds_nodes(t.status):
@@ -415,10 +419,21 @@ def _repair(
         t = admitted.get(breach.key)
         if t is None or t.status.attempt != breach.attempt or t.status.phase != life.Phase.ADMITTED:
             continue
+        if breach.invariant == UNSCHEDULABLE and t.view.job is not None:
+            until = now + timedelta(seconds=config.unschedulable_grace_seconds)
+            plan.quarantine |= dict.fromkeys(
+                _unbound_nodes(t.key, breach.attempt, t.view.job.nodes, pods), until
+            )
         _withdraw_job(t, plan)
         t.status = life.withdraw(t.status, breach.message)
         t.materialise = False
     plan.breaches += breaches
+
+
+def _unbound_nodes(key: str, attempt: int, nodes: tuple[str, ...], pods: list[PodOnNode]) -> list[str]:
+    """The attempt's pinned nodes where none of its workers is bound."""
+    bound = {p.node for p in pods if p.training_job == key and p.attempt == str(attempt)}
+    return [n for n in nodes if n not in bound]
 
 
 def _admit_queue(
