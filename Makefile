@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: all install cluster-binaries compat-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs cluster-up cluster-down clean
+.PHONY: all install cluster-binaries compat-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs image cluster-up cluster-down clean
 
 all: install
 
@@ -46,7 +46,7 @@ crds: install
 		--settings-page docs/settings.md
 
 lint: install
-	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests bench
+	$(VENV)/bin/ruff check --config operator/pyproject.toml operator tests bench hack
 	$(VENV)/bin/mypy --config-file operator/pyproject.toml
 	$(VENV)/bin/lint-imports --config operator/.importlinter
 
@@ -65,6 +65,12 @@ test: install cluster-binaries chart-tools lint
 COMPAT_ENV := AIFACTORY_KUBE=compat AIFACTORY_DEVCLUSTER_DIR=$(CURDIR)/.devcluster-compat AIFACTORY_PORT_BASE=16540
 compat: install compat-binaries chart-tools
 	$(COMPAT_ENV) $(PY) -m pytest -m compat tests/e2e
+
+# The operator's image from the Dockerfile, on a machine with no registry (docs/image.md): the base
+# from Debian packages, the wheels, docker build, an OCI layout and a CycloneDX SBOM in build/.
+# Installs docker.io, debootstrap and skopeo when missing (root).
+image: install
+	bash hack/build-image.sh
 
 run: install cluster-binaries
 	$(PY) -m aifactory_operator.cli demo

@@ -105,6 +105,8 @@ def test_the_pod_is_restricted_read_only_and_gets_only_a_short_lived_token():
         and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     )
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (10001, 10001)
+    assert "USER 10001:10001" in (REPO / "Dockerfile").read_text(), "the image runs as the chart does"
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["image"].endswith(DIGEST)
     [token] = [v for v in pod["volumes"] if v["name"] == "api-token"]
