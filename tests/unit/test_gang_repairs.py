@@ -155,7 +155,7 @@ def test_a_pod_that_takes_an_admitted_gangs_gpus_first_gets_the_gang_withdrawn_a
     )
     assert "job-0-0" not in story.world.jobs
     assert violations(OVERCOMMITTED) == before + 1
-    [(name, reason, message, warning)] = [e for e in story.world.events if e[1] == "AdmissionRepaired"]
+    [(name, _reason, message, warning)] = [e for e in story.world.events if e[1] == "AdmissionRepaired"]
     assert (name, warning) == ("job-0", True)
     assert message.startswith("node-overcommitted: node de-1-h100-0 was over-committed (nvidia.com/gpu)")
 
