@@ -15,11 +15,15 @@ from aifactory_operator.devcluster.binaries import read_versions
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "aifactory-operator"
 
+
 def supported_minors() -> tuple[str, str]:
     """The newest and the oldest supported Kubernetes minor as x.y.0: the two control planes of
     hack/versions.env (KUBE_VERSION and COMPAT_KUBE_VERSION)."""
     versions = read_versions(REPO)
-    return tuple(".".join(versions[key].lstrip("v").split(".")[:2]) + ".0" for key in ("KUBE_VERSION", "COMPAT_KUBE_VERSION"))  # type: ignore[return-value]
+    return tuple(
+        ".".join(versions[key].lstrip("v").split(".")[:2]) + ".0"
+        for key in ("KUBE_VERSION", "COMPAT_KUBE_VERSION")
+    )  # type: ignore[return-value]
 
 
 KUBE_VERSIONS = supported_minors()
@@ -44,7 +48,9 @@ def helm(*args: str, check: bool = True, kubeconfig: Path | None = None) -> subp
     return result
 
 
-def render(*sets: str, namespace: str = "aifactory-system", kube_version: str = KUBE_VERSION) -> list[dict[str, Any]]:
+def render(
+    *sets: str, namespace: str = "aifactory-system", kube_version: str = KUBE_VERSION
+) -> list[dict[str, Any]]:
     """`helm template` with these --set values, as objects."""
     flags = [f"--set={s}" for s in sets]
     out = helm("template", "aifactory", str(CHART), "-n", namespace, "--kube-version", kube_version, *flags)

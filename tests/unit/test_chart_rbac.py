@@ -3,6 +3,8 @@ more; no wildcards, no Secrets beyond its own namespace, no escalate, impersonat
 
 from charttools import render
 
+from aifactory_operator.reconcile.webhook_objects import AUDIT_TAP_NAME, PLACEMENT_NAME, VALIDATING_NAME
+
 FULL = ("get", "list", "watch", "create", "patch", "update", "delete")
 # (apiGroup, resource, resourceNames or None) -> verbs, for the ClusterRole.
 CLUSTER_ALLOWED = {
@@ -38,8 +40,11 @@ CLUSTER_ALLOWED = {
     ("policy", "poddisruptionbudgets", None): FULL,
     ("storage.k8s.io", "storageclasses", None): FULL,
     ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", None): FULL,
+    # The CA bundle is injected into every webhook configuration the chart renders: the names come
+    # from the code that renders them, so a new one cannot be left out (the placement webhook was,
+    # and only running the image under the chart's RBAC showed it: tests/e2e/test_shipped_image.py).
     **{
-        ("admissionregistration.k8s.io", r, ("aifactory-sovereignty", "aifactory-refusal-audit")): (
+        ("admissionregistration.k8s.io", r, (VALIDATING_NAME, AUDIT_TAP_NAME, PLACEMENT_NAME)): (
             "get",
             "patch",
         )

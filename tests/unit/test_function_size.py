@@ -21,7 +21,9 @@ def function_lengths(source: str) -> dict[str, int]:
 
 
 def test_function_lengths_counts_lines_of_each_function():
-    source = "def short():\n    return 1\n\n\nclass C:\n    def method(self):\n        a = 1\n        return a\n"
+    source = (
+        "def short():\n    return 1\n\n\nclass C:\n    def method(self):\n        a = 1\n        return a\n"
+    )
     assert function_lengths(source) == {"short": 2, "method": 3}
 
 

@@ -80,6 +80,9 @@ def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
         "--allow-privileged=true",
         # The kubernetes Service cannot point at a loopback address; nothing in-cluster needs it.
         "--endpoint-reconciler-type=none",
+        # Webhooks behind a Service are called at its endpoints' addresses: there is no kube-proxy
+        # for a ClusterIP, and the image test serves the chart's webhook Service from the host.
+        "--enable-aggregator-routing=true",
         # Tests create many objects quickly; the defaults throttle a single client.
         "--max-requests-inflight=1000",
         "--max-mutating-requests-inflight=500",

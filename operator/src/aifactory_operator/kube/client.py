@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from kubernetes import client, config
+from kubernetes.config import incluster_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
@@ -28,7 +29,34 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_kube_config(config_file=path)
     else:
         config.load_incluster_config()
+        configuration = client.Configuration.get_default_copy()
+        follow_token_file(configuration, incluster_config.SERVICE_TOKEN_FILENAME)
+        client.Configuration.set_default(configuration)
     return client.ApiClient()
+
+
+def follow_token_file(configuration: client.Configuration, path: str) -> None:
+    """Re-reads the projected API token as soon as the kubelet has replaced it (one stat per
+    request), not once a minute as the client does: a token revoked at rotation then costs no
+    failed requests. The kubelet swaps the whole folder, so the file's identity tells a new token.
+    Every copy of the configuration (one per ApiClient) shares the hook and so the latest token."""
+    latest: dict[str, Any] = {"identity": None, "token": None}
+
+    def refresh(target: client.Configuration) -> None:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            stat = None  # keep the token we have; the next request looks again
+        if stat is not None and (stat.st_ino, stat.st_mtime_ns) != latest["identity"]:
+            with open(path) as file:
+                token = file.read().strip()
+            if token:
+                latest.update(identity=(stat.st_ino, stat.st_mtime_ns), token=f"bearer {token}")
+        if latest["token"]:
+            target.api_key["BearerToken"] = latest["token"]
+
+    refresh(configuration)
+    configuration.refresh_api_key_hook = refresh
 
 
 class AlreadyExists(Exception):

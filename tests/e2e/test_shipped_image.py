@@ -1,0 +1,292 @@
+"""The operator as shipped: the image `make image` builds, run as the chart's Deployment runs it.
+
+`helm install` puts the chart on the real control plane. KWOK stands in for the kubelet, so the
+operator's pod is scheduled by the chart itself and gets an address. The real process is the
+image, run by docker with what the installed Deployment says (shipped_container.py):
+- UID 10001, a read-only root, no capabilities, no privilege escalation;
+- the chart's env and args;
+- a memory /tmp;
+- the API token of the chart's ServiceAccount, with only the chart's RBAC, written as the kubelet
+  projects it.
+
+The pod's address is put on the host's loopback device, so the API server calls the webhook by the chart's
+Service name at its EndpointSlice address, and verifies the certificate the operator made and
+injected. The operator then drives a factory, a TrainingJob and a ModelEndpoint to Ready. Its token
+is rotated and the old one revoked. Last, with the container stopped, the webhook fails closed.
+
+The session's operator, and the shared objects it applies, step aside meanwhile (as in
+test_helm_install.py), and come back afterwards.
+"""
+
+import json
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from charttools import CHART
+from charttools import helm as run_helm
+from factories import make_existing_node, make_factory, make_tenant
+from kubernetes import client as k8s
+from shipped_container import ProjectedToken, docker, docker_run_argv, logs, remove
+from test_describe_events import make_endpoint, make_model
+from test_helm_install import remove_shared
+from test_training import STORAGE, make_training
+
+from aifactory_operator.constants import API_VERSION
+from aifactory_operator.devcluster.layout import Layout
+from aifactory_operator.kube.client import Kube
+from conftest import REPO, create_refusal, unique, wait_for
+
+pytestmark = pytest.mark.image
+
+CONTAINER = "aifactory-shipped"
+# The operator pod's address is added to this host's loopback device (no dummy device here).
+INTERFACE = "lo"
+ADMISSION = "admissionregistration.k8s.io/v1"
+POOL = {
+    "name": "h100",
+    "gpuProduct": "NVIDIA-H100-80GB-HBM3",
+    "gpusPerNode": 8,
+    "nodes": 3,
+    "region": "de-fra",
+}
+
+
+@dataclass
+class Shipped:
+    namespace: str
+    tenant_namespace: str
+    factory: str
+    token: ProjectedToken
+    binding: str  # the Secret the current token is bound to: deleting it revokes the token
+    ca: bytes
+    kube: Kube
+    apiserver: str
+
+
+def build_image() -> str:
+    result = subprocess.run(["bash", str(REPO / "hack" / "build-image.sh")], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"make image failed:\n{result.stderr[-3000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def issue_token(kube: Kube, namespace: str) -> tuple[str, str]:
+    """A token of the chart's ServiceAccount bound to a fresh Secret: (token, Secret name).
+    Bound like the kubelet's tokens are bound to their pod, so deleting the Secret revokes it at once."""
+    binding = unique("token-binding")
+    secret = kube.apply(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": binding, "namespace": namespace}}
+    )
+    request = {
+        "spec": {
+            "audiences": [],
+            "expirationSeconds": 3600,
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "name": binding,
+                "uid": secret["metadata"]["uid"],
+            },
+        }
+    }
+    answer = k8s.CoreV1Api(kube.api_client).create_namespaced_service_account_token(
+        "aifactory-operator", namespace, request
+    )
+    return answer.status.token, binding
+
+
+def http_status(url: str, token: str | None = None, ca: Path | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def shipped(kube: Kube, kubectl, kubeconfig: Path, layout: Layout, operator) -> Iterator[Shipped]:
+    image = build_image()
+    repository, tag = image.rsplit(":", 1)
+    operator.stop()
+    remove_shared(kube)
+    system_node = unique("system")
+    kube.apply(make_existing_node(system_node, {"kubernetes.io/hostname": system_node}, gpus=0))
+    namespace, tenant_namespace, factory = unique("aif-shipped"), unique("shipped"), unique("shipped")
+    remove(CONTAINER)
+    pod_address = ""
+    try:
+        run_helm(
+            "install", "aifactory", str(CHART), "-n", namespace, "--create-namespace", "--wait", "--timeout=180s",
+            f"--set=image.repository={repository}", f"--set=image.tag={tag}",
+            kubeconfig=kubeconfig,
+        )  # fmt: skip
+        [pod] = wait_for(
+            lambda: [p for p in kube.list("v1", "Pod", namespace=namespace) if p["status"].get("podIP")],
+            "the operator pod's address",
+        )
+        pod_address = f"{pod['status']['podIP']}/32"
+        ip("addr", "add", pod_address, "dev", INTERFACE)
+        ca = (layout.pki / "ca.crt").read_bytes()
+        token, binding = issue_token(kube, namespace)
+        volume = ProjectedToken(layout.root / "shipped-token")
+        volume.write(token, ca, namespace)
+        deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
+        argv = docker_run_argv(deployment, image, CONTAINER, volume.folder, namespace, layout.ports.apiserver)
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+        wait_for(
+            lambda: http_status("http://127.0.0.1:8080/healthz") == 200,
+            "the container's liveness endpoint",
+            120,
+        )
+        yield Shipped(namespace, tenant_namespace, factory, volume, binding, ca, kube, layout.apiserver_url)
+    finally:
+        print(logs(CONTAINER)[-5000:])
+        remove(CONTAINER)
+        for kind in ("ModelEndpoint", "TrainingJob", "Dataset"):
+            for obj in kube.list(API_VERSION, kind, namespace=tenant_namespace):
+                kube.delete(API_VERSION, kind, obj["metadata"]["name"], tenant_namespace)
+        run_helm(
+            "uninstall",
+            "aifactory",
+            "-n",
+            namespace,
+            "--wait",
+            "--timeout=120s",
+            check=False,
+            kubeconfig=kubeconfig,
+        )
+        kube.delete(API_VERSION, "AIFactory", factory)
+        if pod_address:
+            subprocess.run(["ip", "addr", "del", pod_address, "dev", INTERFACE], capture_output=True)
+        kube.delete("v1", "Node", system_node)
+        kube.delete("v1", "Namespace", namespace)
+        remove_shared(kube)
+        operator.start()
+        wait_for(
+            lambda: kube.get(ADMISSION, "ValidatingWebhookConfiguration", "aifactory-sovereignty"),
+            "the operator back",
+        )
+
+
+def test_the_image_runs_as_the_chart_says_and_answers_its_probes(shipped):
+    [inspected] = json.loads(docker("inspect", CONTAINER).stdout)
+    host = inspected["HostConfig"]
+    assert inspected["Config"]["User"] == "10001:10001"
+    assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert docker("exec", CONTAINER, "id", "-u").stdout.strip() == "10001"
+    assert docker("exec", CONTAINER, "touch", "/opt/venv/written", check=False).returncode != 0
+    deployment = shipped.kube.get("apps/v1", "Deployment", "aifactory-operator", shipped.namespace)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert http_status(f"http://127.0.0.1:8080{path}") == 200, probe
+    assert http_status("http://127.0.0.1:8000/metrics") == 200
+
+
+def test_the_api_server_calls_the_webhook_by_the_charts_service_with_the_injected_ca(shipped):
+    kube = shipped.kube
+    webhooks = kube.get(ADMISSION, "ValidatingWebhookConfiguration", "aifactory-sovereignty")["webhooks"]
+    for hook in webhooks:
+        service = hook["clientConfig"]["service"]
+        assert (service["name"], service["namespace"]) == ("aifactory-operator-webhook", shipped.namespace)
+        assert "url" not in hook["clientConfig"] and hook["clientConfig"]["caBundle"]
+        assert hook["failurePolicy"] == "Fail"
+    tenant = make_tenant(
+        "s", shipped.tenant_namespace, gpuQuota=[{"product": POOL["gpuProduct"], "gpus": 24}]
+    )
+    kube.apply(make_factory(shipped.factory, pools=[POOL], tenants=[tenant], storage=STORAGE))
+    wait_for(
+        lambda: condition_true(kube.get(API_VERSION, "AIFactory", shipped.factory), "Ready"),
+        "the factory Ready",
+        120,
+    )
+    # Created only if the API server reached the webhook through the Service and trusted its certificate.
+    kube.apply(make_training("gang", shipped.tenant_namespace, nodes=2, duration="5s"))
+    assert webhook_calls("trainingjobs") >= 1
+
+
+def test_the_shipped_operator_drives_training_and_serving_to_ready_without_a_forbidden(shipped):
+    kube, namespace = shipped.kube, shipped.tenant_namespace
+    wait_for(lambda: phase(kube, namespace, "gang") == "Succeeded", "the gang to succeed", 180)
+    kube.apply(make_model(namespace))
+    wait_for(
+        lambda: condition_true(kube.get(API_VERSION, "Dataset", "weights", namespace), "Ready"),
+        "the model Ready",
+        120,
+    )
+    kube.apply(make_endpoint("chat", namespace))
+    wait_for(
+        lambda: condition_true(kube.get(API_VERSION, "ModelEndpoint", "chat", namespace), "Ready"),
+        "the endpoint Ready",
+        180,
+    )
+    text = logs(CONTAINER)
+    assert "Forbidden" not in text and " 403" not in text, [
+        line for line in text.splitlines() if "403" in line or "Forbidden" in line
+    ][:5]
+
+
+def test_the_operator_keeps_working_across_a_token_rotation(shipped):
+    kube = shipped.kube
+    told_before = len(logs(CONTAINER))
+    old_token = (shipped.token.folder / "token").read_text()
+    new_token, new_binding = issue_token(kube, shipped.namespace)
+    shipped.token.write(new_token, shipped.ca, shipped.namespace)
+    kube.delete("v1", "Secret", shipped.binding, shipped.namespace)
+    shipped.binding = new_binding
+    ca = shipped.token.folder / "ca.crt"
+    wait_for(
+        lambda: http_status(f"{shipped.apiserver}/api", old_token, ca) == 401,
+        "the old token to be refused",
+        60,
+    )
+    assert http_status(f"{shipped.apiserver}/api", new_token, ca) == 200
+    kube.apply(make_training("after-rotation", shipped.tenant_namespace, nodes=1, duration="2s"))
+    wait_for(
+        lambda: phase(kube, shipped.tenant_namespace, "after-rotation") == "Succeeded",
+        "a job after the rotation",
+        240,
+    )
+    assert docker("inspect", "--format", "{{.State.Running}}", CONTAINER).stdout.strip() == "true"
+    since = logs(CONTAINER)[told_before:]
+    refused = [line for line in since.splitlines() if "401" in line or "Unauthorized" in line]
+    assert refused == [], refused[:5]  # the new token was read before the old one was revoked
+
+
+def test_with_the_container_stopped_the_webhook_fails_closed(shipped):
+    """Runs last: it stops the container."""
+    docker("stop", "--time", "10", CONTAINER)
+    refusal = create_refusal(shipped.kube, make_training("while-down", shipped.tenant_namespace), status=500)
+    assert 'failed calling webhook \\"trainingjobs.aifactory.dev\\"' in refusal, refusal
+    assert "connection refused" in refusal
+
+
+def webhook_calls(handler: str) -> float:
+    with urllib.request.urlopen("http://127.0.0.1:8000/metrics", timeout=5) as response:
+        text = response.read().decode()
+    prefix = f'aifactory_admission_review_seconds_count{{webhook="{handler}"}}'
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def phase(kube: Kube, namespace: str, name: str) -> str | None:
+    return ((kube.get(API_VERSION, "TrainingJob", name, namespace) or {}).get("status") or {}).get("phase")
+
+
+def condition_true(obj: dict | None, type_: str) -> bool:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return any(c["type"] == type_ and c["status"] == "True" for c in conditions)
