@@ -16,7 +16,10 @@ cd "$repo"
 python=${PYTHON:-.venv/bin/python}
 start=$(date +%s)
 
-bash "$here/docker-engine.sh" start >/dev/null
+# An engine this script starts, it stops again on the way out (one already running is left alone).
+if [ "$(bash "$here/docker-engine.sh" start)" = started ]; then
+  trap 'bash "$here/docker-engine.sh" stop' EXIT
+fi
 base=$(bash "$here/base-image.sh" | tail -1)
 syft=$(bash "$here/build-go-tool.sh" syft github.com/anchore/syft/cmd/syft "$SYFT_VERSION" 4 | tail -1)
 

@@ -118,7 +118,21 @@ def ip(*args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def shipped(kube: Kube, kubectl, kubeconfig: Path, layout: Layout, operator) -> Iterator[Shipped]:
+def docker_engine() -> Iterator[None]:
+    """Debian's dockerd, installed and started when missing, and stopped again if this started it."""
+    engine = REPO / "hack" / "docker-engine.sh"
+    started = subprocess.run(["bash", str(engine), "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"no Docker engine: {started.stderr}")
+    yield
+    if started.stdout.strip() == "started":
+        subprocess.run(["bash", str(engine), "stop"], check=False)
+
+
+@pytest.fixture(scope="module")
+def shipped(
+    kube: Kube, kubectl, kubeconfig: Path, layout: Layout, operator, docker_engine
+) -> Iterator[Shipped]:
     image = build_image()
     repository, tag = image.rsplit(":", 1)
     operator.stop()

@@ -8,8 +8,8 @@ from functools import cached_property
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.config import incluster_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import incluster_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 from kubernetes.dynamic.resource import Resource
