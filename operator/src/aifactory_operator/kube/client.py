@@ -56,7 +56,7 @@ def follow_token_file(configuration: client.Configuration, path: str) -> None:
             target.api_key["BearerToken"] = latest["token"]
 
     refresh(configuration)
-    configuration.refresh_api_key_hook = refresh
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]  # typed None in the stubs
 
 
 class AlreadyExists(Exception):
