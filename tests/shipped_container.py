@@ -31,8 +31,10 @@ def docker_run_argv(
     token_dir: Path,
     namespace: str,
     apiserver_port: int,
+    extra_env: dict[str, str] | None = None,
 ) -> list[str]:
-    """`docker run` for the Deployment's one container, from its rendered pod spec."""
+    """`docker run` for the Deployment's one container, from its rendered pod spec; `extra_env`
+    is what a test adds on top (as a values override would)."""
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
@@ -51,6 +53,7 @@ def docker_run_argv(
     env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(apiserver_port)}
     for item in container.get("env", []):
         env[item["name"]] = resolve_env(item, namespace)
+    env.update(extra_env or {})
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, image, *container.get("args", [])]

@@ -18,7 +18,9 @@ The session's operator, and the shared objects it applies, step aside meanwhile 
 test_helm_install.py), and come back afterwards.
 """
 
+import base64
 import json
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -30,6 +32,7 @@ from pathlib import Path
 import pytest
 from charttools import CHART
 from charttools import helm as run_helm
+from cryptography import x509
 from factories import make_existing_node, make_factory, make_tenant
 from kubernetes import client as k8s
 from shipped_container import ProjectedToken, docker, docker_run_argv, logs, remove
@@ -45,9 +48,17 @@ from conftest import REPO, create_refusal, unique, wait_for
 pytestmark = pytest.mark.image
 
 CONTAINER = "aifactory-shipped"
+WEBHOOK_PORT = 9443  # the chart's default webhook.port
 # The operator pod's address is added to this host's loopback device (no dummy device here).
 INTERFACE = "lo"
 ADMISSION = "admissionregistration.k8s.io/v1"
+# Serving certificates that live 90 s, checked every 5 s: renewed about every minute while the
+# whole module runs, so every webhook call below also crosses renewals.
+CERT_SECONDS = 90
+SHORT_LIVED_CERTIFICATES = {
+    "AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS": str(CERT_SECONDS),
+    "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": "5",
+}
 POOL = {
     "name": "h100",
     "gpuProduct": "NVIDIA-H100-80GB-HBM3",
@@ -159,7 +170,15 @@ def shipped(
         volume = ProjectedToken(layout.root / "shipped-token")
         volume.write(token, ca, namespace)
         deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
-        argv = docker_run_argv(deployment, image, CONTAINER, volume.folder, namespace, layout.ports.apiserver)
+        argv = docker_run_argv(
+            deployment,
+            image,
+            CONTAINER,
+            volume.folder,
+            namespace,
+            layout.ports.apiserver,
+            SHORT_LIVED_CERTIFICATES,
+        )
         subprocess.run(argv, check=True, capture_output=True, text=True)
         wait_for(
             lambda: http_status("http://127.0.0.1:8080/healthz") == 200,
@@ -280,6 +299,32 @@ def test_the_operator_keeps_working_across_a_token_rotation(shipped):
     since = logs(CONTAINER)[told_before:]
     refused = [line for line in since.splitlines() if "401" in line or "Unauthorized" in line]
     assert refused == [], refused[:5]  # the new token was read before the old one was revoked
+
+
+def test_the_running_operator_renews_its_serving_certificate_and_the_api_server_trusts_the_new_one(shipped):
+    kube, service = shipped.kube, f"aifactory-operator-webhook.{shipped.namespace}.svc"
+    secret = kube.get("v1", "Secret", "aifactory-webhook-tls", shipped.namespace)
+    ca = base64.b64decode(secret["data"]["ca.crt"])
+    first = served_certificate(ca, service)
+    renewed = wait_for(
+        lambda: (c := served_certificate(ca, service)).serial_number != first.serial_number and c,
+        "the serving certificate to be renewed",
+        CERT_SECONDS,
+    )
+    assert renewed.not_valid_after_utc > first.not_valid_after_utc
+    stored = kube.get("v1", "Secret", "aifactory-webhook-tls", shipped.namespace)
+    assert base64.b64decode(stored["data"]["ca.crt"]) == ca, "the same CA signs the renewed certificate"
+    # The API server, calling through the Service, trusts the renewed certificate.
+    kube.apply(make_training("after-renewal", shipped.tenant_namespace, nodes=1, duration="1s"))
+    assert webhook_calls("trainingjobs") >= 3
+
+
+def served_certificate(ca: bytes, service: str) -> x509.Certificate:
+    """The certificate the webhook serves now, verified against `ca` for the Service's name."""
+    context = ssl.create_default_context(cadata=ca.decode())
+    raw = socket.create_connection(("127.0.0.1", WEBHOOK_PORT), timeout=5)
+    with raw, context.wrap_socket(raw, server_hostname=service) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
 def test_with_the_container_stopped_the_webhook_fails_closed(shipped):

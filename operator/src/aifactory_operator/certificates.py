@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 VALIDITY = timedelta(days=365)
-# Renew a serving certificate this long before it expires.
-RENEW_BEFORE = timedelta(days=30)
+# A CA lives this many times as long as the serving certificates it signs.
+CA_LIFETIMES = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ def sign(
     issuer: x509.Certificate | None,
     *,
     hosts: list[str] | None = None,
+    validity: timedelta = VALIDITY,
 ) -> x509.Certificate:
     """A certificate for `public_key`; a CA when `hosts` is None, else a server for those hosts."""
     now = datetime.now(UTC)
@@ -44,8 +45,8 @@ def sign(
         .issuer_name(issuer.subject if issuer else subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
+        .not_valid_before(now - min(timedelta(minutes=5), validity / 10))
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=hosts is None, path_length=None), critical=True)
     )
     if hosts is not None:
@@ -69,26 +70,38 @@ def private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def issue_ca(common_name: str) -> KeyPair:
+def issue_ca(common_name: str, validity: timedelta = VALIDITY * CA_LIFETIMES) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = sign(name(common_name), key.public_key(), key, None)
+    cert = sign(name(common_name), key.public_key(), key, None, validity=validity)
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), private_pem(key))
 
 
-def issue_server(ca: KeyPair, common_name: str, hosts: list[str]) -> KeyPair:
+def issue_server(ca: KeyPair, common_name: str, hosts: list[str], validity: timedelta = VALIDITY) -> KeyPair:
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = sign(name(common_name), key.public_key(), ca_key, ca_cert, hosts=hosts)
+    cert = sign(name(common_name), key.public_key(), ca_key, ca_cert, hosts=hosts, validity=validity)
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), private_pem(key))
 
 
+def renewal_due(cert_pem: bytes, now: datetime) -> bool:
+    """Two thirds of the certificate's life have passed (as cert-manager renews by default): the
+    last third leaves time to retry a renewal that fails, whatever the lifetime."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    return now >= start + (end - start) * 2 / 3
+
+
+def expires(cert_pem: bytes) -> datetime:
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
 def is_usable(server: KeyPair, ca: KeyPair, hosts: list[str], now: datetime) -> bool:
-    """The server certificate was issued by `ca`, names every host, and is not about to expire."""
+    """The server certificate was issued by `ca`, names every host, and is not due for renewal."""
     cert = x509.load_pem_x509_certificate(server.cert)
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
-    if cert.issuer != ca_cert.subject or cert.not_valid_after_utc - RENEW_BEFORE < now:
+    if cert.issuer != ca_cert.subject or renewal_due(server.cert, now):
         return False
     try:
         cert.verify_directly_issued_by(ca_cert)

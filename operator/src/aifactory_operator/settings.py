@@ -151,6 +151,18 @@ class Settings(BaseSettings):
         description="The Service in front of the operator's webhook, in its namespace; it wins over "
         "AIFACTORY_WEBHOOK_URL. The chart sets it.",
     )
+    webhook_cert_validity_seconds: int = Field(
+        default=365 * 24 * 3600,
+        ge=60,
+        description="How long a webhook serving certificate the operator issues is valid. It is renewed, "
+        "by the running operator, once two thirds of that time have passed (CA: ten times as long).",
+    )
+    webhook_cert_check_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the running operator checks whether the webhook's certificate is due "
+        "for renewal.",
+    )
     port_base: int = Field(
         default=DEFAULT_PORT_BASE,
         ge=1,

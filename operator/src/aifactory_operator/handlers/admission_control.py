@@ -2,16 +2,15 @@
 serves the same one), the shared admission policies and guard rails, and the webhook
 configurations pointing at this operator."""
 
-import base64
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import kopf
 
-from ..certificates import KeyPair, is_usable, issue_ca, issue_server
 from ..devcluster.layout import Ports
 from ..kube.client import Kube
 from ..reconcile.admission_policies import (
@@ -20,7 +19,6 @@ from ..reconcile.admission_policies import (
 )
 from ..reconcile.capabilities import CAPABILITIES, describe_capabilities, missing_requirements
 from ..reconcile.guard_policies import construct_guard_rails
-from ..reconcile.ownership import managed_labels
 from ..reconcile.placement_mutation import MAP_API, construct_placement_mutation
 from ..reconcile.tenant_guards import construct_tenant_guards
 from ..reconcile.webhook_objects import (
@@ -34,8 +32,7 @@ from . import webhook
 from .refusals import RefusalRecorder
 from .runtime import INSTALLED_BY_HELM, kube, now
 from .webhook_thread import WebhookServerThread
-
-TLS_SECRET = "aifactory-webhook-tls"
+from .webhook_tls import ServingContext, TlsKeeper, ensure_tls
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,8 @@ class WebhookSettings:
     listen_port: int
     url: str | None
     service: str | None
+    cert_validity_seconds: int = 365 * 24 * 3600
+    cert_check_seconds: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WebhookSettings":
@@ -66,6 +65,8 @@ class WebhookSettings:
             listen_port=int(port),
             url=url,
             service=service,
+            cert_validity_seconds=settings.webhook_cert_validity_seconds,
+            cert_check_seconds=settings.webhook_cert_check_seconds,
         )
 
     def hosts(self) -> list[str]:
@@ -106,20 +107,33 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     if not config.enabled:
         logger.info("Skipped the admission webhook (AIFACTORY_WEBHOOK=off)")
         return
-    ca, server = ensure_tls(client, config)
-    folder = Path(tempfile.mkdtemp(prefix="aifactory-webhook-"))
-    (folder / "tls.crt").write_bytes(server.cert)
-    (folder / "tls.key").write_bytes(server.key)
-    (folder / "tls.key").chmod(0o600)
+    hosts, validity = config.hosts(), timedelta(seconds=config.cert_validity_seconds)
+    tls = ensure_tls(client, config.namespace, hosts, now(), validity)
+    serving = ServingContext(Path(tempfile.mkdtemp(prefix="aifactory-webhook-")), tls.server)
     settings.admission.server = WebhookServerThread(
-        kopf.WebhookServer(
-            addr=config.listen_host,
-            port=config.listen_port,
-            certfile=str(folder / "tls.crt"),
-            pkeyfile=str(folder / "tls.key"),
-        )
+        kopf.WebhookServer(addr=config.listen_host, port=config.listen_port, context=serving.context)
     )
-    endpoint = config.endpoint(ca.cert)
+
+    def publish(bundle: bytes) -> None:
+        publish_configurations(client, config, bundle, identity)
+
+    publish(tls.bundle)
+    global keeper
+    keeper = TlsKeeper(
+        lambda: ensure_tls(client, config.namespace, hosts, now(), validity),
+        serving,
+        publish,
+        tls.bundle,
+        config.cert_check_seconds,
+    )
+    keeper.start()
+    logger.info(f"Started admission control identity={identity} webhook={config.url or config.service}")
+
+
+def publish_configurations(client: Kube, config: "WebhookSettings", bundle: bytes, identity: str) -> None:
+    """The webhook configurations, pointing at this operator with `bundle` as the CA to trust
+    (injected into the chart's configurations when Helm installed them)."""
+    endpoint = config.endpoint(bundle)
     # The webhook places pods on every minor; where kube-apiserver also serves the policy, the
     # policy places them first (and while the operator is down) and the webhook finds them placed.
     configurations = [
@@ -132,14 +146,18 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
             inject_ca_bundle(client, configuration)
         else:
             client.apply(configuration)
-    logger.info(f"Started admission control identity={identity} webhook={config.url or config.service}")
+
+
+keeper: TlsKeeper | None = None  # renews the webhook's certificate while the operator runs
 
 
 @kopf.on.cleanup()
 def stop_admission_control(**_: Any) -> None:
-    """Writes the refusals still queued before the process exits."""
+    """Writes the refusals still queued before the process exits; stops renewing certificates."""
     if webhook.recorder is not None:
         webhook.recorder.stop()
+    if keeper is not None:
+        keeper.stop()
 
 
 def inject_ca_bundle(client: Kube, configuration: dict[str, Any]) -> None:
@@ -183,38 +201,3 @@ def whoami(client: Kube) -> str:
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
     result = client.resource("authentication.k8s.io/v1", "SelfSubjectReview").create(body=review)
     return str(result.status.userInfo.username)
-
-
-def ensure_tls(client: Kube, config: WebhookSettings) -> tuple[KeyPair, KeyPair]:
-    """The CA and serving certificate from the Secret; renewed (same CA) when they do not cover
-    the webhook's names or are about to expire, created with a new CA when there is none."""
-    secret = client.get("v1", "Secret", TLS_SECRET, config.namespace)
-    data = (secret or {}).get("data") or {}
-    hosts = config.hosts()
-    if {"ca.crt", "ca.key", "tls.crt", "tls.key"} <= set(data):
-        ca = KeyPair(decode(data["ca.crt"]), decode(data["ca.key"]))
-        server = KeyPair(decode(data["tls.crt"]), decode(data["tls.key"]))
-        if is_usable(server, ca, hosts, now()):
-            return ca, server
-    else:
-        ca = issue_ca("aifactory-webhook-ca")
-    server = issue_server(ca, hosts[0], hosts)
-    client.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": TLS_SECRET, "namespace": config.namespace, "labels": managed_labels()},
-            "type": "Opaque",
-            "stringData": {
-                "ca.crt": ca.cert.decode(),
-                "ca.key": ca.key.decode(),
-                "tls.crt": server.cert.decode(),
-                "tls.key": server.key.decode(),
-            },
-        }
-    )
-    return ca, server
-
-
-def decode(value: str) -> bytes:
-    return base64.b64decode(value)
