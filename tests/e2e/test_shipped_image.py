@@ -23,10 +23,12 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,8 @@ from charttools import helm as run_helm
 from cryptography import x509
 from factories import make_existing_node, make_factory, make_tenant
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 from shipped_container import ProjectedToken, docker, docker_run_argv, logs, remove
 from test_describe_events import make_endpoint, make_model
 from test_helm_install import remove_shared
@@ -55,6 +59,7 @@ ADMISSION = "admissionregistration.k8s.io/v1"
 # Serving certificates that live 90 s, checked every 5 s: renewed about every minute while the
 # whole module runs, so every webhook call below also crosses renewals.
 CERT_SECONDS = 90
+PEERING_SECONDS = 10
 SHORT_LIVED_CERTIFICATES = {
     "AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS": str(CERT_SECONDS),
     "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": "5",
@@ -78,6 +83,9 @@ class Shipped:
     ca: bytes
     kube: Kube
     apiserver: str
+    image: str
+    containers: list[str] = field(default_factory=lambda: [CONTAINER])
+    addresses: list[str] = field(default_factory=list)  # pod addresses put on the loopback device
 
 
 def build_image() -> str:
@@ -152,7 +160,7 @@ def shipped(
     kube.apply(make_existing_node(system_node, {"kubernetes.io/hostname": system_node}, gpus=0))
     namespace, tenant_namespace, factory = unique("aif-shipped"), unique("shipped"), unique("shipped")
     remove(CONTAINER)
-    pod_address = ""
+    addresses: list[str] = []
     try:
         run_helm(
             "install", "aifactory", str(CHART), "-n", namespace, "--create-namespace", "--wait", "--timeout=180s",
@@ -163,8 +171,8 @@ def shipped(
             lambda: [p for p in kube.list("v1", "Pod", namespace=namespace) if p["status"].get("podIP")],
             "the operator pod's address",
         )
-        pod_address = f"{pod['status']['podIP']}/32"
-        ip("addr", "add", pod_address, "dev", INTERFACE)
+        addresses.append(pod["status"]["podIP"])
+        ip("addr", "add", f"{addresses[0]}/32", "dev", INTERFACE)
         ca = (layout.pki / "ca.crt").read_bytes()
         token, binding = issue_token(kube, namespace)
         volume = ProjectedToken(layout.root / "shipped-token")
@@ -185,10 +193,16 @@ def shipped(
             "the container's liveness endpoint",
             120,
         )
-        yield Shipped(namespace, tenant_namespace, factory, volume, binding, ca, kube, layout.apiserver_url)
+        shipped = Shipped(
+            namespace, tenant_namespace, factory, volume, binding, ca, kube, layout.apiserver_url, image
+        )
+        shipped.addresses = addresses
+        yield shipped
+        addresses, containers = shipped.addresses, shipped.containers
     finally:
-        print(logs(CONTAINER)[-5000:])
-        remove(CONTAINER)
+        for name in {CONTAINER, *locals().get("containers", [])}:
+            print(f"--- {name}\n{logs(name)[-3000:]}")
+            remove(name)
         for kind in ("ModelEndpoint", "TrainingJob", "Dataset"):
             for obj in kube.list(API_VERSION, kind, namespace=tenant_namespace):
                 kube.delete(API_VERSION, kind, obj["metadata"]["name"], tenant_namespace)
@@ -203,8 +217,8 @@ def shipped(
             kubeconfig=kubeconfig,
         )
         kube.delete(API_VERSION, "AIFactory", factory)
-        if pod_address:
-            subprocess.run(["ip", "addr", "del", pod_address, "dev", INTERFACE], capture_output=True)
+        for address in addresses:
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", INTERFACE], capture_output=True)
         kube.delete("v1", "Node", system_node)
         kube.delete("v1", "Namespace", namespace)
         remove_shared(kube)
@@ -327,9 +341,143 @@ def served_certificate(ca: bytes, service: str) -> x509.Certificate:
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
+def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_active_one(
+    shipped, kubeconfig, layout
+):
+    """replicas=2 as the chart deploys it: two pods, peering, and a container per pod. On one host
+    network each container listens at its pod's address, and the second serves metrics one port up
+    (pods would each have their own network). The peering lifetime is 10 s here (60 s by default)."""
+    kube, namespace = shipped.kube, shipped.namespace
+    repository, tag = shipped.image.rsplit(":", 1)
+    run_helm(
+        "upgrade", "aifactory", str(CHART), "-n", namespace, "--wait", "--timeout=180s", "--set=replicas=2",
+        f"--set=image.repository={repository}", f"--set=image.tag={tag}", kubeconfig=kubeconfig,
+    )  # fmt: skip
+    pods = wait_for(lambda: len(p := ready_pods(kube, namespace)) == 2 and p, "two operator pods", 120)
+    for container in shipped.containers:
+        remove(container)
+    for pod in pods:
+        if pod["status"]["podIP"] not in shipped.addresses:
+            ip("addr", "add", f"{pod['status']['podIP']}/32", "dev", INTERFACE)
+            shipped.addresses.append(pod["status"]["podIP"])
+    deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
+    shipped.containers = [f"{CONTAINER}-{i}" for i in range(2)]
+    for i, (pod, name) in enumerate(zip(pods, shipped.containers, strict=True)):
+        address = pod["status"]["podIP"]
+        env = {**SHORT_LIVED_CERTIFICATES, "AIFACTORY_PEERING_LIFETIME_SECONDS": str(PEERING_SECONDS)}
+        env["AIFACTORY_WEBHOOK_LISTEN"] = f"{address}:{WEBHOOK_PORT}"
+        argv = docker_run_argv(
+            deployment, shipped.image, name, shipped.token.folder, namespace, layout.ports.apiserver, env
+        )
+        argv = [
+            a.replace("0.0.0.0:8080", f"{address}:8080").replace(
+                "--metrics-port=8000", f"--metrics-port={8000 + i}"
+            )
+            for a in argv
+        ]
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+    wait_for(
+        lambda: (
+            len(
+                (kube.get("kopf.dev/v1", "ClusterKopfPeering", "aifactory-operator") or {}).get("status")
+                or {}
+            )
+            == 2
+        ),
+        "both replicas in the peering record",
+        90,
+    )
+    time.sleep(3)  # each has seen the other's priority; the lower one has paused
+    before = [job_creates(8000 + i) for i in range(2)]
+    acted = [reconcile_writes(8000 + i) for i in range(2)]
+    create_through_webhook(kube, make_training("ha-1", shipped.tenant_namespace, nodes=1, duration="1s"))
+    wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-1") == "Succeeded", "ha-1 to succeed", 120)
+    created = [job_creates(8000 + i) - before[i] for i in range(2)]
+    assert sorted(created) == [0, 1], f"Jobs created by each replica: {created}"
+    active = created.index(1)
+    standby = 1 - active
+    paused_writes = reconcile_writes(8000 + standby) - acted[standby]
+    assert paused_writes == 0, f"the paused standby wrote {paused_writes} times: {writes(8000 + standby)}"
+
+    docker("kill", shipped.containers[active])
+    killed = time.monotonic()
+    create_through_webhook(kube, make_training("ha-2", shipped.tenant_namespace, nodes=1, duration="1s"))
+    wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2"), "the standby to take ha-2 up", 120)
+    takeover = time.monotonic() - killed
+    wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2") == "Succeeded", "ha-2 to succeed", 120)
+    assert job_creates(8000 + standby) - before[standby] == 1
+    jobs = kube.list("batch/v1", "Job", namespace=shipped.tenant_namespace)
+    per_attempt = Counter(
+        (
+            j["metadata"]["labels"].get("aifactory.dev/trainingjob"),
+            j["metadata"]["labels"].get("aifactory.dev/attempt"),
+        )
+        for j in jobs
+    )
+    assert all(n == 1 for n in per_attempt.values()), per_attempt
+    print(
+        f"standby took over {takeover:.1f}s after the active replica was killed (peering lifetime {PEERING_SECONDS}s)"
+    )
+    assert takeover < PEERING_SECONDS + 30
+
+
+def ready_pods(kube: Kube, namespace: str) -> list[dict]:
+    return [
+        p
+        for p in kube.list("v1", "Pod", namespace=namespace)
+        if p["status"].get("podIP")
+        and p["status"].get("phase") == "Running"
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+# Writes every replica makes whether it is active or not: its webhook's TLS and configurations.
+EVERY_REPLICA_WRITES = {"Secret", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Event"}
+
+
+def writes(metrics_port: int) -> Counter[tuple[str, str]]:
+    """API writes this replica sent, by (kind, verb), from its aifactory_api_writes_total."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counted: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "aifactory_api_writes_total":
+                counted[(sample.labels["kind"], sample.labels["verb"])] += sample.value
+    return counted
+
+
+def job_creates(metrics_port: int) -> float:
+    return writes(metrics_port)[("Job", "create")]
+
+
+def reconcile_writes(metrics_port: int) -> float:
+    """Writes only the active replica may make: everything but EVERY_REPLICA_WRITES."""
+    return sum(n for (kind, _), n in writes(metrics_port).items() if kind not in EVERY_REPLICA_WRITES)
+
+
+def create_through_webhook(kube: Kube, body: dict) -> None:
+    """Creates `body`, trying again while the API server picks the endpoint of a killed replica
+    (its pod is still Ready: KWOK does not run its probes)."""
+
+    def created() -> bool:
+        try:
+            kube.resource(body["apiVersion"], body["kind"]).create(
+                body=body, namespace=body["metadata"]["namespace"]
+            )
+        except ApiException as error:
+            if "failed calling webhook" in str(error.body):
+                return False
+            raise
+        return True
+
+    wait_for(created, f"{body['metadata']['name']} to be admitted", 60)
+
+
 def test_with_the_container_stopped_the_webhook_fails_closed(shipped):
-    """Runs last: it stops the container."""
-    docker("stop", "--time", "10", CONTAINER)
+    """Runs last: it stops the operator's containers."""
+    for container in shipped.containers:
+        docker("stop", "--time", "10", container)
     refusal = create_refusal(shipped.kube, make_training("while-down", shipped.tenant_namespace), status=500)
     assert 'failed calling webhook \\"trainingjobs.aifactory.dev\\"' in refusal, refusal
     assert "connection refused" in refusal
