@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: all install cluster-binaries compat-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs image cluster-up cluster-down clean
+.PHONY: all install cluster-binaries compat-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs image bundle cluster-up cluster-down clean
 
 all: install
 
@@ -71,6 +71,11 @@ compat: install compat-binaries chart-tools
 # Installs docker.io, debootstrap and skopeo when missing (root).
 image: install
 	bash hack/build-image.sh
+
+# The air-gap bundle (docs/air-gap.md): the image as an OCI layout, the packaged chart, the CRDs,
+# the SBOM and a manifest of sha256 digests, in build/aifactory-bundle-<version>.tar.
+bundle: image
+	bash hack/build-bundle.sh
 
 run: install cluster-binaries
 	$(PY) -m aifactory_operator.cli demo

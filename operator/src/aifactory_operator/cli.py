@@ -1,4 +1,5 @@
-"""The command line: `aifactory run | status | demo | crds | cluster up|down|status | audit verify|show`.
+"""The command line: `aifactory run | status | demo | crds | cluster up|down|status | audit verify|show |
+bundle write|verify|push`.
 
 Installed as `aifactory` and as `kubectl-aifactory`, so that `kubectl aifactory status` works too."""
 
@@ -91,7 +92,87 @@ def _parser() -> argparse.ArgumentParser:
             default=OPERATOR_NAMESPACE,
             help=f"where the log lives (default: {OPERATOR_NAMESPACE})",
         )
+    _add_bundle_commands(commands)
     return parser
+
+
+def _add_bundle_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    bundle = commands.add_parser("bundle", help="the air-gap bundle: write it, verify it, push it")
+    actions = bundle.add_subparsers(required=True, metavar="ACTION")
+    write = actions.add_parser("write", help="pack the image, chart, CRDs and SBOM (run by make bundle)")
+    write.add_argument("--image", type=Path, default=Path("build/image"), help="OCI layout of the image")
+    write.add_argument("--chart", type=Path, required=True, help="the packaged chart (.tgz)")
+    write.add_argument("--crds", type=Path, default=Path("crds"), help="folder of CRD files")
+    write.add_argument("--sbom", type=Path, default=Path("build/sbom.cdx.json"), help="the image's SBOM")
+    write.add_argument("--version", action="append", default=[], metavar="NAME=VERSION", help="recorded")
+    write.add_argument("--out", type=Path, required=True, help="the bundle archive to write")
+    write.set_defaults(func=_bundle_write)
+    verify = actions.add_parser("verify", help="check every file against the manifest")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument("--sha256", help="the bundle's sha256 as published out of band")
+    verify.set_defaults(func=_bundle_verify)
+    push = actions.add_parser("push", help="verify, then load the image and chart into a registry")
+    push.add_argument("bundle", type=Path)
+    push.add_argument("--registry", required=True, help="host:port of the site's registry")
+    push.add_argument("--sha256", help="the bundle's sha256 as published out of band")
+    push.add_argument("--plain-http", action="store_true", help="the registry speaks http (127.0.0.1 only)")
+    push.add_argument("--helm", default="helm", help="the helm binary")
+    push.set_defaults(func=_bundle_push)
+
+
+def _bundle_write(args: argparse.Namespace) -> int:
+    from .bundle import BundleInputs, sha256_of, write_bundle
+
+    versions = dict(v.split("=", 1) for v in args.version)
+    manifest = write_bundle(BundleInputs(args.image, args.chart, args.crds, args.sbom, versions), args.out)
+    print(f"wrote {args.out}: {len(manifest['files'])} files, image {manifest['image']['digest']}")
+    print(f"sha256 {sha256_of(args.out)}  (publish it apart from the bundle; verify and push check it)")
+    return 0
+
+
+def _checked_sha256(bundle: Path, expected: str | None) -> str | None:
+    from .bundle import sha256_of
+
+    if expected and sha256_of(bundle) != expected.removeprefix("sha256:"):
+        return f"{bundle}: sha256 is not the published {expected}"
+    return None
+
+
+def _bundle_verify(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .bundle import unpack, verify_bundle
+
+    problems = [p for p in [_checked_sha256(args.bundle, args.sha256)] if p]
+    with tempfile.TemporaryDirectory() as folder:
+        unpack(args.bundle, Path(folder))
+        problems += verify_bundle(Path(folder))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{args.bundle}: {'intact' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
+def _bundle_push(args: argparse.Namespace) -> int:
+    from .bundle import BundleError, push_bundle
+
+    if problem := _checked_sha256(args.bundle, args.sha256):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    try:
+        pushed = push_bundle(args.bundle, args.registry, args.helm, plain_http=args.plain_http)
+    except BundleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    repository, digest = pushed.image.split("@")
+    print(f"image {pushed.image}")
+    print(f"chart {pushed.chart} {pushed.version}")
+    print(
+        f"install: helm install aifactory {pushed.chart} --version {pushed.version}"
+        f" -n aifactory-system --create-namespace --set image.repository={repository}"
+        f" --set image.digest={digest}"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
