@@ -2,20 +2,21 @@
 # The Docker engine `make image` builds with: Debian's docker.io (no engine is preinstalled here).
 #
 # Usage: docker-engine.sh start   installs the system packages the image and bundle need when they
-#                                 are missing (docker.io, debootstrap, skopeo; root), starts dockerd
+#                                 are missing (docker.io, debootstrap, skopeo, strace; root), starts dockerd
 #                                 unless an engine answers; prints "started" or "running".
 #        docker-engine.sh stop    stops the dockerd this script started, and only that one.
 set -euo pipefail
 
 cache_root=${AIFACTORY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aifactory}
 pidfile=/run/aifactory-dockerd.pid
-packages=(docker.io debootstrap skopeo)
+packages=(docker.io debootstrap skopeo strace)
 
 install_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v skopeo >/dev/null || missing+=(skopeo)
+  command -v strace >/dev/null || missing+=(strace)  # the air-gap test traces connections
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || { echo "error: installing ${missing[*]} needs root (apt-get)" >&2; exit 1; }
   echo "installing ${missing[*]} from Debian's packages" >&2

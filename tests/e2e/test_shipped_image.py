@@ -20,9 +20,11 @@ test_helm_install.py), and come back afterwards.
 
 import base64
 import json
+import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,12 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from charttools import CHART
 from charttools import helm as run_helm
+from charttools import helm_binary
 from cryptography import x509
 from factories import make_existing_node, make_factory, make_tenant
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from local_registry import LocalRegistry, connections, traced
 from prometheus_client.parser import text_string_to_metric_families
 from shipped_container import ProjectedToken, docker, docker_run_argv, logs, remove
 from test_describe_events import make_endpoint, make_model
@@ -84,6 +87,7 @@ class Shipped:
     kube: Kube
     apiserver: str
     image: str
+    site: "SiteInstall"
     containers: list[str] = field(default_factory=lambda: [CONTAINER])
     addresses: list[str] = field(default_factory=list)  # pod addresses put on the loopback device
 
@@ -93,6 +97,82 @@ def build_image() -> str:
     if result.returncode != 0:
         pytest.fail(f"make image failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip().splitlines()[-1]
+
+
+def build_bundle() -> Path:
+    result = subprocess.run(["bash", str(REPO / "hack" / "build-bundle.sh")], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"make bundle failed:\n{result.stderr[-3000:]}")
+    return REPO / result.stdout.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class SiteInstall:
+    """What the site did with the bundle: the image reference the chart's Deployment names (in the
+    site's registry, by digest) and the chart it installed from there."""
+
+    image: str
+    chart: str
+    version: str
+    connected_to: set[str]
+
+
+def install_from_bundle(
+    kube: Kube, bundle: Path, registry: LocalRegistry, namespace: str, kubeconfig: Path, work: Path
+) -> SiteInstall:
+    """As a site would: verify and push the bundle into its registry, `helm install` the chart from
+    there with the image rewritten to the registry by digest, pull the image the Deployment names.
+    Each step runs under strace, so every address any of them connected to is known."""
+    published = subprocess.run(
+        ["sha256sum", str(bundle)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    helm = str(helm_binary())
+    push_log, install_log, pull_log = work / "push.strace", work / "install.strace", work / "pull.strace"
+    pushed = traced(
+        [sys.prefix + "/bin/aifactory", "bundle", "push", str(bundle), "--registry", registry.address,
+         "--plain-http", "--sha256", published, "--helm", helm],
+        push_log,
+        env={**os.environ, "HOME": str(work / "helm-home")},
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    said = dict(
+        line.split(" ", 1) for line in pushed.stdout.splitlines() if line.startswith(("image ", "chart "))
+    )
+    image_ref = said["image"]
+    chart, version = said["chart"].split()
+    repository, digest = image_ref.split("@")
+    installed = traced(
+        [helm, "install", "aifactory", chart, "--version", version, "--plain-http", "-n", namespace,
+         "--create-namespace", "--wait", "--timeout=180s", f"--set=image.repository={repository}",
+         f"--set=image.digest={digest}"],
+        install_log,
+        env={"HOME": str(work / "helm-home"), "PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
+    deployment_image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert deployment_image == image_ref
+    # The Docker engine pulls for the kubelet here: trace the engine itself while it does.
+    engine = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[
+        0
+    ]
+    watcher = subprocess.Popen(
+        ["strace", "-f", "-qq", "-p", engine, "-e", "trace=connect,sendto,sendmsg", "-o", str(pull_log)]
+    )
+    time.sleep(1)
+    try:
+        docker("pull", deployment_image)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+    connected = connections(push_log) | connections(install_log) | connections(pull_log)
+    return SiteInstall(deployment_image, chart, version, connected)
 
 
 def issue_token(kube: Kube, namespace: str) -> tuple[str, str]:
@@ -152,8 +232,10 @@ def docker_engine() -> Iterator[None]:
 def shipped(
     kube: Kube, kubectl, kubeconfig: Path, layout: Layout, operator, docker_engine
 ) -> Iterator[Shipped]:
-    image = build_image()
-    repository, tag = image.rsplit(":", 1)
+    build_image()
+    bundle = build_bundle()
+    registry = LocalRegistry(layout.root / "site-registry", free_port())
+    registry.start()
     operator.stop()
     remove_shared(kube)
     system_node = unique("system")
@@ -162,11 +244,8 @@ def shipped(
     remove(CONTAINER)
     addresses: list[str] = []
     try:
-        run_helm(
-            "install", "aifactory", str(CHART), "-n", namespace, "--create-namespace", "--wait", "--timeout=180s",
-            f"--set=image.repository={repository}", f"--set=image.tag={tag}",
-            kubeconfig=kubeconfig,
-        )  # fmt: skip
+        site = install_from_bundle(kube, bundle, registry, namespace, kubeconfig, layout.root)
+        image = site.image
         [pod] = wait_for(
             lambda: [p for p in kube.list("v1", "Pod", namespace=namespace) if p["status"].get("podIP")],
             "the operator pod's address",
@@ -194,7 +273,7 @@ def shipped(
             120,
         )
         shipped = Shipped(
-            namespace, tenant_namespace, factory, volume, binding, ca, kube, layout.apiserver_url, image
+            namespace, tenant_namespace, factory, volume, binding, ca, kube, layout.apiserver_url, image, site
         )
         shipped.addresses = addresses
         yield shipped
@@ -222,11 +301,24 @@ def shipped(
         kube.delete("v1", "Node", system_node)
         kube.delete("v1", "Namespace", namespace)
         remove_shared(kube)
+        registry.stop()
         operator.start()
         wait_for(
             lambda: kube.get(ADMISSION, "ValidatingWebhookConfiguration", "aifactory-sovereignty"),
             "the operator back",
         )
+
+
+def test_the_site_installed_from_the_bundle_alone_and_nothing_left_127_0_0_1(shipped):
+    site = shipped.site
+    assert site.image.startswith("127.0.0.1:") and "@sha256:" in site.image
+    assert site.chart.startswith("oci://127.0.0.1:")
+    # push (skopeo, helm), helm install (registry, API server), the engine's pull: loopback only.
+    assert site.connected_to, "strace recorded no connection at all: the trace is not working"
+    assert site.connected_to <= {"127.0.0.1", "::1"}, site.connected_to
+    [pulled] = json.loads(docker("image", "inspect", site.image).stdout)
+    [built] = json.loads(docker("image", "inspect", "aifactory-operator:latest").stdout)
+    assert pulled["Id"] == built["Id"], "the site runs the very image make image built"
 
 
 def test_the_image_runs_as_the_chart_says_and_answers_its_probes(shipped):
@@ -348,10 +440,10 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
     network each container listens at its pod's address, and the second serves metrics one port up
     (pods would each have their own network). The peering lifetime is 10 s here (60 s by default)."""
     kube, namespace = shipped.kube, shipped.namespace
-    repository, tag = shipped.image.rsplit(":", 1)
+    site = shipped.site
     run_helm(
-        "upgrade", "aifactory", str(CHART), "-n", namespace, "--wait", "--timeout=180s", "--set=replicas=2",
-        f"--set=image.repository={repository}", f"--set=image.tag={tag}", kubeconfig=kubeconfig,
+        "upgrade", "aifactory", site.chart, "--version", site.version, "--plain-http", "-n", namespace,
+        "--reuse-values", "--set=replicas=2", "--wait", "--timeout=180s", kubeconfig=kubeconfig,
     )  # fmt: skip
     pods = wait_for(lambda: len(p := ready_pods(kube, namespace)) == 2 and p, "two operator pods", 120)
     for container in shipped.containers:
