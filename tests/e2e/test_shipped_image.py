@@ -59,13 +59,13 @@ WEBHOOK_PORT = 9443  # the chart's default webhook.port
 # The operator pod's address is added to this host's loopback device (no dummy device here).
 INTERFACE = "lo"
 ADMISSION = "admissionregistration.k8s.io/v1"
-# Serving certificates that live 90 s, checked every 5 s: renewed about every minute while the
-# whole module runs, so every webhook call below also crosses renewals.
-CERT_SECONDS = 90
+# Serving certificates that live 30 s, checked every 2 s: renewed every 20 s or so while the
+# whole module runs, so the webhook calls below also cross renewals.
+CERT_SECONDS = 30
 PEERING_SECONDS = 10
 SHORT_LIVED_CERTIFICATES = {
     "AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS": str(CERT_SECONDS),
-    "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": "5",
+    "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": "2",
 }
 POOL = {
     "name": "h100",
