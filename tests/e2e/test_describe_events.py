@@ -146,6 +146,9 @@ def test_a_job_waiting_across_many_ticks_has_one_queued_event(kube, events_facto
         told = events_of(kube, ns, "TrainingJob", f"waiter-{i}")
         assert [(e["reason"], e["count"]) for e in told] == [("Queued", 1)], told
         assert told[0]["message"].startswith(f"Queued at position {i + 1}: waiting for 16")
+    # The factory's GPUs are shared by this module's tests: free them for the next one.
+    for name in ("holder", *(f"waiter-{i}" for i in range(3))):
+        kube.delete(API_VERSION, "TrainingJob", name, ns)
 
 
 def test_a_refused_job_says_so_in_its_phase_and_a_warning(kube, kubectl, events_factory):

@@ -141,3 +141,35 @@ def test_a_renewed_pair_is_served_from_the_next_handshake_without_a_restart(tls_
     renewed = issue_server(ca, "svc", HOSTS)
     serving.load(renewed)
     assert served_serial(ca.cert, port) == serial(renewed.cert) != before
+
+
+def test_kopfs_server_serves_from_our_context_and_a_renewal_reaches_it(tmp_path):
+    """kopf's WebhookServer, given our context and files, serves our pair and not one of its own."""
+    import kopf
+
+    ca = issue_ca("ca")
+    serving = ServingContext(tmp_path, issue_server(ca, "svc", HOSTS))
+    server = kopf.WebhookServer(
+        addr="127.0.0.1",
+        port=0,
+        context=serving.context,
+        certfile=str(tmp_path / "tls.crt"),
+        pkeyfile=str(tmp_path / "tls.key"),
+    )
+    _, context = server._build_ssl()
+    assert context is serving.context
+    renewed = issue_server(ca, "svc", HOSTS)
+    serving.load(renewed)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one() -> None:
+        connection, _ = listener.accept()
+        with context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(1)
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    assert served_serial(ca.cert, port) == serial(renewed.cert)
+    thread.join(5)
+    listener.close()

@@ -111,7 +111,15 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     tls = ensure_tls(client, config.namespace, hosts, now(), validity)
     serving = ServingContext(Path(tempfile.mkdtemp(prefix="aifactory-webhook-")), tls.server)
     settings.admission.server = WebhookServerThread(
-        kopf.WebhookServer(addr=config.listen_host, port=config.listen_port, context=serving.context)
+        # kopf loads the files into our context (without them it would make its own certificate);
+        # the keeper later loads renewed pairs into the same context.
+        kopf.WebhookServer(
+            addr=config.listen_host,
+            port=config.listen_port,
+            context=serving.context,
+            certfile=str(serving.folder / "tls.crt"),
+            pkeyfile=str(serving.folder / "tls.key"),
+        )
     )
 
     def publish(bundle: bytes) -> None:
