@@ -43,10 +43,9 @@ class LocalRegistry:
             f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}}}\n"
             f"http: {{addr: {self.address}}}\n"
         )
-        log = (self.root / "registry.log").open("wb")
-        self.process = subprocess.Popen(
-            [str(registry_binary()), "serve", str(config)], stdout=log, stderr=log
-        )
+        binary = registry_binary()
+        with (self.root / "registry.log").open("wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen([str(binary), "serve", str(config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     )
     webhook_cert_validity_seconds: int = Field(
         default=365 * 24 * 3600,
-        ge=60,
+        ge=10,
         description="How long a webhook serving certificate the operator issues is valid. It is renewed, "
         "by the running operator, once two thirds of that time have passed (CA: ten times as long).",
     )
