@@ -35,6 +35,9 @@ DEFAULTS = {
     "AIFACTORY_WEBHOOK_LISTEN": None,
     "AIFACTORY_WEBHOOK_URL": None,
     "AIFACTORY_WEBHOOK_SERVICE": None,
+    # New with issue 21 (the certificate was renewed only at start before): a year, checked hourly.
+    "AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS": 365 * 24 * 3600,
+    "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": 3600.0,
     "AIFACTORY_PORT_BASE": 16440,
     "AIFACTORY_GC_THRESHOLD": (50000, 20, 10),
     "AIFACTORY_CRASH_AFTER_WRITES": 0,
