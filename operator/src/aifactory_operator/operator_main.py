@@ -42,6 +42,10 @@ def run_operator(
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     tune_collector(settings.gc_threshold)
 
+    priority = 1 + secrets.randbelow(PRIORITY_RANGE) if peering else None
+    from .handlers import standby
+
+    standby.peering.name, standby.peering.priority = peering, priority
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     asyncio.run(
@@ -49,7 +53,7 @@ def run_operator(
             clusterwide=True,
             standalone=peering is None,
             peering_name=peering,
-            priority=1 + secrets.randbelow(PRIORITY_RANGE) if peering else None,
+            priority=priority,
             liveness_endpoint=liveness,
         )
     )

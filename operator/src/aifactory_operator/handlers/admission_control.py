@@ -28,7 +28,7 @@ from ..reconcile.webhook_objects import (
     construct_validating_configuration,
 )
 from ..settings import Settings, load_settings
-from . import webhook
+from . import standby, webhook
 from .refusals import RefusalRecorder
 from .runtime import INSTALLED_BY_HELM, kube, now
 from .webhook_thread import WebhookServerThread
@@ -102,6 +102,7 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
             client.apply_all(construct_placement_mutation())
         for retired in RETIRED_POLICY_NAMES:
             client.delete("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", retired)
+    standby.peering.client = client
     webhook.recorder = RefusalRecorder(client, config.namespace)
     webhook.operator_user = identity
     if not config.enabled:

@@ -20,9 +20,14 @@ from ..policy.placement import place, scope_of
 from ..policy.violations import Violation
 from ..reconcile.parsing import InvalidSpec, parse_resource
 from ..reconcile.storage import dataset_claim
+from . import standby
 from .refusals import Refusal, RefusalRecorder
 
 Obj = dict[str, Any]
+STANDBY_REFUSAL = (
+    "this operator replica is on standby (peering) and its view of the cluster is not current; retry"
+    " (the active replica answers; run the webhook on the active replica only: docs/install.md)"
+)
 POD_TEMPLATE_KINDS = [("apps", "v1", p) for p in ("deployments", "statefulsets", "daemonsets", "replicasets")]
 POD_TEMPLATE_KINDS += [("batch", "v1", "jobs"), ("", "v1", "replicationcontrollers")]
 _parsed: dict[tuple[str, str], AIFactory] = {}
@@ -221,6 +226,9 @@ def serve(handler_id: str, check: Any, layer: str) -> Any:
     async def handle(body: kopf.Body, namespace: str, **kwargs: Any) -> None:
         started = time.perf_counter()
         try:
+            if not standby.peering.is_active():
+                # Paused by peering, this replica watches nothing: its view is stale. Fail closed.
+                raise kopf.AdmissionError(STANDBY_REFUSAL, code=503)
             refuse(check(body, namespace, kwargs), layer, body=body, namespace=namespace, **kwargs)
         finally:
             ADMISSION_SECONDS.labels(webhook=handler_id).observe(time.perf_counter() - started)
