@@ -30,6 +30,7 @@ image="aifactory-operator:${version}-${commit}"
 rm -rf build/wheels build/image
 mkdir -p build/wheels
 "$python" -m pip wheel --quiet --wheel-dir build/wheels ./operator
+rm -rf operator/build  # setuptools' staging copy of the sources, not needed after the wheel
 "$python" -m pip download --quiet --no-deps --dest build/wheels pip
 docker build --quiet --build-arg "BASE_IMAGE=$base" --tag "$image" --tag aifactory-operator:latest . >/dev/null
 

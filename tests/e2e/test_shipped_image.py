@@ -41,21 +41,23 @@ from factories import make_existing_node, make_factory, make_tenant
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from local_registry import LocalRegistry, connections, traced
-from prometheus_client.parser import text_string_to_metric_families
 from shipped_container import ProjectedToken, docker, docker_run_argv, logs, remove
-from test_describe_events import make_endpoint, make_model
+from test_admission_repairs import POOL
+from test_describe_events import make_endpoint, make_model, phase
 from test_helm_install import remove_shared
+from test_metrics import scrape, value
 from test_training import STORAGE, make_training
 
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.devcluster.layout import Layout
 from aifactory_operator.kube.client import Kube
-from conftest import REPO, create_refusal, unique, wait_for
+from conftest import REPO, condition, create_refusal, unique, wait_for
 
 pytestmark = pytest.mark.image
 
 CONTAINER = "aifactory-shipped"
 WEBHOOK_PORT = 9443  # the chart's default webhook.port
+SHIPPED_METRICS = 8000  # the chart's metrics.port; the second replica serves one port up
 # The operator pod's address is added to this host's loopback device (no dummy device here).
 INTERFACE = "lo"
 ADMISSION = "admissionregistration.k8s.io/v1"
@@ -66,13 +68,6 @@ PEERING_SECONDS = 10
 SHORT_LIVED_CERTIFICATES = {
     "AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS": str(CERT_SECONDS),
     "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": "2",
-}
-POOL = {
-    "name": "h100",
-    "gpuProduct": "NVIDIA-H100-80GB-HBM3",
-    "gpusPerNode": 8,
-    "nodes": 3,
-    "region": "de-fra",
 }
 
 
@@ -340,7 +335,7 @@ def test_the_image_runs_as_the_chart_says_and_answers_its_probes(shipped):
     for probe in ("livenessProbe", "readinessProbe"):
         path = container[probe]["httpGet"]["path"]
         assert http_status(f"http://127.0.0.1:8080{path}") == 200, probe
-    assert http_status("http://127.0.0.1:8000/metrics") == 200
+    assert http_status(f"http://127.0.0.1:{SHIPPED_METRICS}/metrics") == 200
 
 
 def test_the_api_server_calls_the_webhook_by_the_charts_service_with_the_injected_ca(shipped):
@@ -356,7 +351,7 @@ def test_the_api_server_calls_the_webhook_by_the_charts_service_with_the_injecte
     )
     kube.apply(make_factory(shipped.factory, pools=[POOL], tenants=[tenant], storage=STORAGE))
     wait_for(
-        lambda: condition_true(kube.get(API_VERSION, "AIFactory", shipped.factory), "Ready"),
+        lambda: is_ready(kube.get(API_VERSION, "AIFactory", shipped.factory)),
         "the factory Ready",
         120,
     )
@@ -370,13 +365,13 @@ def test_the_shipped_operator_drives_training_and_serving_to_ready_without_a_for
     wait_for(lambda: phase(kube, namespace, "gang") == "Succeeded", "the gang to succeed", 180)
     kube.apply(make_model(namespace))
     wait_for(
-        lambda: condition_true(kube.get(API_VERSION, "Dataset", "weights", namespace), "Ready"),
+        lambda: is_ready(kube.get(API_VERSION, "Dataset", "weights", namespace)),
         "the model Ready",
         120,
     )
     kube.apply(make_endpoint("chat", namespace))
     wait_for(
-        lambda: condition_true(kube.get(API_VERSION, "ModelEndpoint", "chat", namespace), "Ready"),
+        lambda: is_ready(kube.get(API_VERSION, "ModelEndpoint", "chat", namespace)),
         "the endpoint Ready",
         180,
     )
@@ -469,7 +464,7 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
         )
         argv = [
             a.replace("0.0.0.0:8080", f"{address}:8080").replace(
-                "--metrics-port=8000", f"--metrics-port={8000 + i}"
+                f"--metrics-port={SHIPPED_METRICS}", f"--metrics-port={SHIPPED_METRICS + i}"
             )
             for a in argv
         ]
@@ -486,16 +481,18 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
         90,
     )
     time.sleep(3)  # each has seen the other's priority; the lower one has paused
-    before = [job_creates(8000 + i) for i in range(2)]
-    acted = [reconcile_writes(8000 + i) for i in range(2)]
+    before = [job_creates(SHIPPED_METRICS + i) for i in range(2)]
+    acted = [reconcile_writes(SHIPPED_METRICS + i) for i in range(2)]
     create_through_webhook(kube, make_training("ha-1", shipped.tenant_namespace, nodes=1, duration="1s"))
     wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-1") == "Succeeded", "ha-1 to succeed", 120)
-    created = [job_creates(8000 + i) - before[i] for i in range(2)]
+    created = [job_creates(SHIPPED_METRICS + i) - before[i] for i in range(2)]
     assert sorted(created) == [0, 1], f"Jobs created by each replica: {created}"
     active = created.index(1)
     standby = 1 - active
-    paused_writes = reconcile_writes(8000 + standby) - acted[standby]
-    assert paused_writes == 0, f"the paused standby wrote {paused_writes} times: {writes(8000 + standby)}"
+    paused_writes = reconcile_writes(SHIPPED_METRICS + standby) - acted[standby]
+    assert paused_writes == 0, (
+        f"the paused standby wrote {paused_writes} times: {writes(SHIPPED_METRICS + standby)}"
+    )
 
     docker("kill", shipped.containers[active])
     killed = time.monotonic()
@@ -503,7 +500,7 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
     wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2"), "the standby to take ha-2 up", 120)
     takeover = time.monotonic() - killed
     wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2") == "Succeeded", "ha-2 to succeed", 120)
-    assert job_creates(8000 + standby) - before[standby] == 1
+    assert job_creates(SHIPPED_METRICS + standby) - before[standby] == 1
     jobs = kube.list("batch/v1", "Job", namespace=shipped.tenant_namespace)
     per_attempt = Counter(
         (
@@ -535,13 +532,9 @@ EVERY_REPLICA_WRITES = {"Secret", "ValidatingWebhookConfiguration", "MutatingWeb
 
 def writes(metrics_port: int) -> Counter[tuple[str, str]]:
     """API writes this replica sent, by (kind, verb), from its aifactory_api_writes_total."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
     counted: Counter[tuple[str, str]] = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "aifactory_api_writes_total":
-                counted[(sample.labels["kind"], sample.labels["verb"])] += sample.value
+    for labels, count in scrape(metrics_port).get("aifactory_api_writes_total", []):
+        counted[(labels["kind"], labels["verb"])] += count
     return counted
 
 
@@ -584,16 +577,8 @@ def test_with_the_container_stopped_the_webhook_fails_closed(shipped):
 
 
 def webhook_calls(handler: str) -> float:
-    with urllib.request.urlopen("http://127.0.0.1:8000/metrics", timeout=5) as response:
-        text = response.read().decode()
-    prefix = f'aifactory_admission_review_seconds_count{{webhook="{handler}"}}'
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+    return value(scrape(SHIPPED_METRICS), "aifactory_admission_review_seconds_count", webhook=handler) or 0.0
 
 
-def phase(kube: Kube, namespace: str, name: str) -> str | None:
-    return ((kube.get(API_VERSION, "TrainingJob", name, namespace) or {}).get("status") or {}).get("phase")
-
-
-def condition_true(obj: dict | None, type_: str) -> bool:
-    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
-    return any(c["type"] == type_ and c["status"] == "True" for c in conditions)
+def is_ready(obj: dict | None) -> bool:
+    return (condition(obj, "Ready") or {}).get("status") == "True"

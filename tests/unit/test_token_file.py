@@ -1,31 +1,21 @@
 """The in-cluster client follows the projected token file: a rotated token is used from the next
 request on, by every ApiClient, without waiting for the client's one-minute refresh."""
 
-import os
-
 from kubernetes import client
+from shipped_container import ProjectedToken
 
 from aifactory_operator.kube.client import follow_token_file
 
 
-def rotate(folder, name: str, token: str) -> None:
-    """As the kubelet does: a new version folder, then one rename of the ..data link."""
-    version = folder / name
-    version.mkdir()
-    (version / "token").write_text(token)
-    (folder / "..data_tmp").symlink_to(name)
-    os.replace(folder / "..data_tmp", folder / "..data")
-
-
 def test_a_rotated_token_is_used_by_every_copy_from_the_next_request(tmp_path):
-    rotate(tmp_path, "..v1", "first")
-    (tmp_path / "token").symlink_to("..data/token")
+    volume = ProjectedToken(tmp_path / "token-volume")  # laid out as the kubelet projects it
+    volume.write("first", b"ca", "ns")
     configuration = client.Configuration()
-    follow_token_file(configuration, str(tmp_path / "token"))
+    follow_token_file(configuration, str(volume.folder / "token"))
     copy = configuration.__deepcopy__({})  # what each ApiClient gets
     assert configuration.get_api_key_with_prefix("BearerToken") == "bearer first"
 
-    rotate(tmp_path, "..v2", "second")
+    volume.write("second", b"ca", "ns")
     assert copy.get_api_key_with_prefix("BearerToken") == "bearer second"
     assert configuration.get_api_key_with_prefix("BearerToken") == "bearer second"
 

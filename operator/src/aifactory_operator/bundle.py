@@ -43,28 +43,21 @@ def files_under(root: Path) -> Iterator[Path]:
     return iter(sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()))
 
 
-def image_manifest_digest(image_dir: Path) -> str:
-    """The digest of the image's manifest, from the OCI layout's index: what a registry serves it by."""
+def image_reference(image_dir: Path) -> tuple[str, str]:
+    """(tag, manifest digest) of the one image in an OCI layout, from its index: the digest is what
+    a registry serves it by."""
     index = json.loads((image_dir / "index.json").read_text())
     [manifest] = index["manifests"]
-    return str(manifest["digest"])
-
-
-def image_tag(image_dir: Path) -> str:
-    index = json.loads((image_dir / "index.json").read_text())
-    [manifest] = index["manifests"]
-    return str(manifest.get("annotations", {}).get("org.opencontainers.image.ref.name", "latest"))
+    tag = manifest.get("annotations", {}).get("org.opencontainers.image.ref.name", "latest")
+    return str(tag), str(manifest["digest"])
 
 
 def construct_manifest(root: Path, versions: dict[str, str]) -> dict[str, Any]:
     """The manifest of the staged bundle at `root`: each file's sha256, the image, the versions."""
+    tag, digest = image_reference(root / "image")
     return {
         "bundle": 1,
-        "image": {
-            "repository": IMAGE_REPOSITORY,
-            "tag": image_tag(root / "image"),
-            "digest": image_manifest_digest(root / "image"),
-        },
+        "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "digest": digest},
         "chart": next(str(p) for p in files_under(root) if p.parts[0] == "chart"),
         "versions": versions,
         "files": {str(p): sha256_of(root / p) for p in files_under(root) if str(p) != MANIFEST},
@@ -82,10 +75,10 @@ def verify_bundle(root: Path) -> list[str]:
     problems = [f"{name}: missing" for name in sorted(set(listed) - present)]
     problems += [f"{name}: not in the manifest" for name in sorted(present - set(listed))]
     for name in sorted(set(listed) & present):
-        if sha256_of(root / name) != listed[name]:
+        actual, parts = sha256_of(root / name), Path(name).parts
+        if actual != listed[name]:
             problems.append(f"{name}: sha256 differs from the manifest")
-        parts = Path(name).parts
-        if parts[:3] == ("image", "blobs", "sha256") and sha256_of(root / name) != parts[3]:
+        if parts[:3] == ("image", "blobs", "sha256") and actual != parts[3]:
             problems.append(f"{name}: content does not match its digest")
     digest = manifest.get("image", {}).get("digest", "")
     if f"image/blobs/sha256/{digest.removeprefix('sha256:')}" not in present:
