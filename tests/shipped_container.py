@@ -3,7 +3,7 @@
 A pod spec says how its container runs. This module turns the chart's pod spec, as helm renders
 it, into a `docker run` that keeps the same things:
 - user and group, read-only root, dropped capabilities, no privilege escalation, seccomp;
-- the env (with `fieldRef: metadata.namespace` resolved) and the args;
+- the env (with the `fieldRef`s to the pod's namespace and name resolved) and the args;
 - the memory volume at /tmp, the projected API token and the memory limit.
 
 Only the network differs. No kubelet gives the container a pod network here, so it uses the
@@ -32,9 +32,10 @@ def docker_run_argv(
     namespace: str,
     apiserver_port: int,
     extra_env: dict[str, str] | None = None,
+    pod_name: str = "",
 ) -> list[str]:
-    """`docker run` for the Deployment's one container, from its rendered pod spec; `extra_env`
-    is what a test adds on top (as a values override would)."""
+    """`docker run` for the Deployment's one container, from its rendered pod spec, standing in
+    for the pod `pod_name`; `extra_env` is what a test adds on top (as a values override would)."""
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
@@ -52,20 +53,21 @@ def docker_run_argv(
     # What the kubelet puts in every container's environment, enableServiceLinks or not.
     env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(apiserver_port)}
     for item in container.get("env", []):
-        env[item["name"]] = resolve_env(item, namespace)
+        env[item["name"]] = resolve_env(item, namespace, pod_name)
     env.update(extra_env or {})
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, image, *container.get("args", [])]
 
 
-def resolve_env(item: dict[str, Any], namespace: str) -> str:
+def resolve_env(item: dict[str, Any], namespace: str, pod_name: str) -> str:
     if "value" in item:
         return str(item["value"])
     field = item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-    if field == "metadata.namespace":
-        return namespace
-    raise ValueError(f"env {item['name']}: only values and metadata.namespace are known here, not {item}")
+    known = {"metadata.namespace": namespace, "metadata.name": pod_name}
+    if known.get(field):
+        return known[field]
+    raise ValueError(f"env {item['name']}: only values and {', '.join(known)} are known here, not {item}")
 
 
 def volume_flags(pod: dict[str, Any], container: dict[str, Any], token_dir: Path) -> list[str]:

@@ -260,12 +260,18 @@ def shipped(
             namespace,
             layout.ports.apiserver,
             SHORT_LIVED_CERTIFICATES,
+            pod_name=pod["metadata"]["name"],
         )
         subprocess.run(argv, check=True, capture_output=True, text=True)
         wait_for(
             lambda: http_status("http://127.0.0.1:8080/healthz") == 200,
             "the container's liveness endpoint",
             120,
+        )
+        wait_for(
+            lambda: routed_addresses(kube, namespace) == [addresses[0]],
+            "the webhook Service's route to the operator's pod (it labels its own)",
+            60,
         )
         shipped = Shipped(
             namespace, tenant_namespace, factory, volume, binding, ca, kube, layout.apiserver_url, image, site
@@ -460,7 +466,14 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
         env = {**SHORT_LIVED_CERTIFICATES, "AIFACTORY_PEERING_LIFETIME_SECONDS": str(PEERING_SECONDS)}
         env["AIFACTORY_WEBHOOK_LISTEN"] = f"{address}:{WEBHOOK_PORT}"
         argv = docker_run_argv(
-            deployment, shipped.image, name, shipped.token.folder, namespace, layout.ports.apiserver, env
+            deployment,
+            shipped.image,
+            name,
+            shipped.token.folder,
+            namespace,
+            layout.ports.apiserver,
+            env,
+            pod_name=pod["metadata"]["name"],
         )
         argv = [
             a.replace("0.0.0.0:8080", f"{address}:8080").replace(
@@ -483,12 +496,19 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
     time.sleep(3)  # each has seen the other's priority; the lower one has paused
     before = [job_creates(SHIPPED_METRICS + i) for i in range(2)]
     acted = [reconcile_writes(SHIPPED_METRICS + i) for i in range(2)]
+    # The Service routes to one replica only: whichever is active labelled its own pod.
+    [routed] = wait_for(lambda: len(r := routed_addresses(kube, namespace)) == 1 and r, "one routed replica", 30)
+    refusals_before = standby_refusals(SHIPPED_METRICS, SHIPPED_METRICS + 1)
     create_through_webhook(kube, make_training("ha-1", shipped.tenant_namespace, nodes=1, duration="1s"))
     wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-1") == "Succeeded", "ha-1 to succeed", 120)
     created = [job_creates(SHIPPED_METRICS + i) - before[i] for i in range(2)]
     assert sorted(created) == [0, 1], f"Jobs created by each replica: {created}"
     active = created.index(1)
     standby = 1 - active
+    assert routed == pods[active]["status"]["podIP"], "the Service routes to the active replica"
+    assert standby_refusals(SHIPPED_METRICS, SHIPPED_METRICS + 1) == refusals_before, (
+        "a call reached the paused replica"
+    )
     paused_writes = reconcile_writes(SHIPPED_METRICS + standby) - acted[standby]
     assert paused_writes == 0, (
         f"the paused standby wrote {paused_writes} times: {writes(SHIPPED_METRICS + standby)}"
@@ -499,6 +519,11 @@ def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_acti
     create_through_webhook(kube, make_training("ha-2", shipped.tenant_namespace, nodes=1, duration="1s"))
     wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2"), "the standby to take ha-2 up", 120)
     takeover = time.monotonic() - killed
+    wait_for(
+        lambda: routed_addresses(kube, namespace) == [pods[standby]["status"]["podIP"]],
+        "the route to follow the new active replica",
+        30,
+    )
     wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2") == "Succeeded", "ha-2 to succeed", 120)
     assert job_creates(SHIPPED_METRICS + standby) - before[standby] == 1
     jobs = kube.list("batch/v1", "Job", namespace=shipped.tenant_namespace)
@@ -524,6 +549,30 @@ def ready_pods(kube: Kube, namespace: str) -> list[dict]:
         and p["status"].get("phase") == "Running"
         and not p["metadata"].get("deletionTimestamp")
     ]
+
+
+def routed_addresses(kube: Kube, namespace: str) -> list[str]:
+    """The ready endpoint addresses of the chart's webhook Service."""
+    slices = kube.list(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        namespace=namespace,
+        label_selector="kubernetes.io/service-name=aifactory-operator-webhook",
+    )
+    return sorted(
+        address
+        for piece in slices
+        for endpoint in piece.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    )
+
+
+def standby_refusals(*metrics_ports: int) -> float:
+    """Admission calls answered 'on standby' by any replica, from its metrics."""
+    return sum(
+        value(scrape(port), "aifactory_admission_standby_refusals_total") or 0.0 for port in metrics_ports
+    )
 
 
 # Writes every replica makes whether it is active or not: its webhook's TLS and configurations.

@@ -57,6 +57,7 @@ NAMESPACE_ALLOWED = {
     ("", "secrets", ("aifactory-webhook-tls",)): ("get", "patch", "update"),
     ("", "secrets", None): ("create",),
     ("", "configmaps", None): ("get", "list", "create", "patch"),
+    ("", "pods", None): ("patch",),  # the webhook route label (reconcile/webhook_route.py)
 }
 
 

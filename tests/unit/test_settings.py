@@ -17,6 +17,7 @@ PAGE = ROOT / "docs" / "settings.md"
 
 # What the operator read before these settings existed, variable by variable.
 DEFAULTS = {
+    "AIFACTORY_POD_NAME": None,
     "AIFACTORY_RESYNC_SECONDS": 30.0,
     "AIFACTORY_NAMESPACE": "aifactory-system",
     "AIFACTORY_INSTALLED_BY": "",

@@ -12,7 +12,9 @@ TOKEN_DIR = Path("/run/token")
 @pytest.fixture(scope="module")
 def argv() -> list[str]:
     [deployment] = [o for o in render(namespace="aif-system") if o["kind"] == "Deployment"]
-    return docker_run_argv(deployment, "aifactory-operator:x", "op", TOKEN_DIR, "aif-system", 16443)
+    return docker_run_argv(
+        deployment, "aifactory-operator:x", "op", TOKEN_DIR, "aif-system", 16443, pod_name="op-7d9f-x2"
+    )
 
 
 def pairs(argv: list[str], flag: str) -> list[str]:
@@ -29,7 +31,8 @@ def test_the_container_runs_as_the_pod_does(argv):
 
 def test_the_container_gets_the_charts_env_args_and_volumes(argv):
     env = dict(e.split("=", 1) for e in pairs(argv, "--env"))
-    assert env["AIFACTORY_NAMESPACE"] == "aif-system"  # from the fieldRef
+    assert env["AIFACTORY_NAMESPACE"] == "aif-system"  # from the fieldRefs
+    assert env["AIFACTORY_POD_NAME"] == "op-7d9f-x2"
     assert env["AIFACTORY_WEBHOOK_SERVICE"] == "aifactory-operator-webhook"
     assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "16443")
     assert pairs(argv, "--tmpfs") == ["/tmp:rw,size=16m,mode=1777"]

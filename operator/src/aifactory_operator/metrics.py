@@ -60,6 +60,11 @@ TRAINING_ADMISSION_LATENCY = Histogram(
     "Time from a TrainingJob's creation to its first admission.",
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, float("inf")),
 )
+STANDBY_REFUSALS = Counter(
+    "aifactory_admission_standby_refusals",
+    "Admission calls this replica refused because peering had paused it (its view is stale). Above 0"
+    " only while a handover moves the webhook Service's route (docs/install.md).",
+)
 ADMISSION_INVARIANT_VIOLATIONS = Counter(
     "aifactory_admission_invariant_violations",
     "Breaches of gang admission's invariants the training loop found and repaired, by invariant"

@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         description="The Service in front of the operator's webhook, in its namespace; it wins over "
         "AIFACTORY_WEBHOOK_URL. The chart sets it.",
     )
+    pod_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="This replica's own pod (the chart sets it from the downward API). With it, the active "
+        "replica keeps the label `aifactory.dev/webhook` that the webhook Service selects on its pod alone, "
+        "so admission calls reach only the replica whose view is current.",
+    )
     webhook_cert_validity_seconds: int = Field(
         default=365 * 24 * 3600,
         ge=10,

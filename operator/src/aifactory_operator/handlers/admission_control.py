@@ -31,6 +31,7 @@ from ..settings import Settings, load_settings
 from . import standby, webhook
 from .refusals import RefusalRecorder
 from .runtime import INSTALLED_BY_HELM, kube, now
+from .webhook_route import RouteKeeper
 from .webhook_thread import WebhookServerThread
 from .webhook_tls import ServingContext, TlsKeeper, ensure_tls
 
@@ -49,6 +50,7 @@ class WebhookSettings:
     listen_port: int
     url: str | None
     service: str | None
+    pod_name: str | None = None
     cert_validity_seconds: int = 365 * 24 * 3600
     cert_check_seconds: float = 3600.0
 
@@ -65,6 +67,7 @@ class WebhookSettings:
             listen_port=int(port),
             url=url,
             service=service,
+            pod_name=settings.pod_name,
             cert_validity_seconds=settings.webhook_cert_validity_seconds,
             cert_check_seconds=settings.webhook_cert_check_seconds,
         )
@@ -108,6 +111,16 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
     if not config.enabled:
         logger.info("Skipped the admission webhook (AIFACTORY_WEBHOOK=off)")
         return
+    serve_webhook(settings, client, config, identity)
+    logger.info(f"Started admission control identity={identity} webhook={config.url or config.service}")
+
+
+def serve_webhook(
+    settings: kopf.OperatorSettings, client: Kube, config: "WebhookSettings", identity: str
+) -> None:
+    """Serves the webhook with the TLS kept in the Secret, publishes the configurations that point
+    at it, and starts the threads that renew the certificate and route the Service."""
+    global keeper, router
     hosts, validity = config.hosts(), timedelta(seconds=config.cert_validity_seconds)
     tls = ensure_tls(client, config.namespace, hosts, now(), validity)
     serving = ServingContext(Path(tempfile.mkdtemp(prefix="aifactory-webhook-")), tls.server)
@@ -127,7 +140,6 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
         publish_configurations(client, config, bundle, identity)
 
     publish(tls.bundle)
-    global keeper
     keeper = TlsKeeper(
         lambda: ensure_tls(client, config.namespace, hosts, now(), validity),
         serving,
@@ -136,7 +148,9 @@ def start_admission_control(settings: kopf.OperatorSettings, logger: kopf.Logger
         config.cert_check_seconds,
     )
     keeper.start()
-    logger.info(f"Started admission control identity={identity} webhook={config.url or config.service}")
+    if config.service and config.pod_name:
+        router = RouteKeeper(client, config.namespace, config.pod_name)
+        router.start()
 
 
 def publish_configurations(client: Kube, config: "WebhookSettings", bundle: bytes, identity: str) -> None:
@@ -158,6 +172,7 @@ def publish_configurations(client: Kube, config: "WebhookSettings", bundle: byte
 
 
 keeper: TlsKeeper | None = None  # renews the webhook's certificate while the operator runs
+router: RouteKeeper | None = None  # keeps the webhook Service's route on the active replica
 
 
 @kopf.on.cleanup()
@@ -165,8 +180,9 @@ def stop_admission_control(**_: Any) -> None:
     """Writes the refusals still queued before the process exits; stops renewing certificates."""
     if webhook.recorder is not None:
         webhook.recorder.stop()
-    if keeper is not None:
-        keeper.stop()
+    for thread in (keeper, router):
+        if thread is not None:
+            thread.stop()
 
 
 def inject_ca_bundle(client: Kube, configuration: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api.v1alpha1.aifactory import AIFactory, Tenant
 from ..constants import GROUP, VERSION
-from ..metrics import ADMISSION_SECONDS
+from ..metrics import ADMISSION_SECONDS, STANDBY_REFUSALS
 from ..policy.clearance import check_clearance
 from ..policy.data_use import DataUse, check_data_use, check_mounted_data, check_pool_use
 from ..policy.dataset_paths import check_canonical_path, check_tenant_subtree, declared_path, declared_paths
@@ -26,7 +26,7 @@ from .refusals import Refusal, RefusalRecorder
 Obj = dict[str, Any]
 STANDBY_REFUSAL = (
     "this operator replica is on standby (peering) and its view of the cluster is not current; retry"
-    " (the active replica answers; run the webhook on the active replica only: docs/install.md)"
+    " (the webhook Service routes to the active replica once it has labelled its pod: docs/install.md)"
 )
 POD_TEMPLATE_KINDS = [("apps", "v1", p) for p in ("deployments", "statefulsets", "daemonsets", "replicasets")]
 POD_TEMPLATE_KINDS += [("batch", "v1", "jobs"), ("", "v1", "replicationcontrollers")]
@@ -228,6 +228,7 @@ def serve(handler_id: str, check: Any, layer: str) -> Any:
         try:
             if not standby.peering.is_active():
                 # Paused by peering, this replica watches nothing: its view is stale. Fail closed.
+                STANDBY_REFUSALS.inc()
                 raise kopf.AdmissionError(STANDBY_REFUSAL, code=503)
             refuse(check(body, namespace, kwargs), layer, body=body, namespace=namespace, **kwargs)
         finally:
