@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make image: the operator's image from the repository's Dockerfile, on a machine with no container
 # registry. Steps: the Docker engine (hack/docker-engine.sh), the base image from Debian packages
-# (hack/base-image.sh), the wheels of the operator and its dependencies (build/wheels), docker
+# (hack/base-image.sh), the wheels of the dependencies and of the operator (build/wheels), docker
 # build, the image as an OCI layout (build/image, by skopeo), its SBOM in CycloneDX (build/sbom.cdx.json,
 # by syft), and a report of its size and packages (build/image.json). Prints the image reference last.
 #
@@ -28,10 +28,12 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 image="aifactory-operator:${version}-${commit}"
 
 rm -rf build/wheels build/image
-mkdir -p build/wheels
-"$python" -m pip wheel --quiet --wheel-dir build/wheels ./operator
+mkdir -p build/wheels/dependencies build/wheels/operator
+"$python" -m pip wheel --quiet --wheel-dir build/wheels/dependencies ./operator
 rm -rf operator/build  # setuptools' staging copy of the sources, not needed after the wheel
-"$python" -m pip download --quiet --no-deps --dest build/wheels pip
+"$python" -m pip download --quiet --no-deps --dest build/wheels/dependencies pip
+# The operator's own wheel apart: the dependencies' layer is then reused until one of them changes.
+mv build/wheels/dependencies/aifactory_operator-*.whl build/wheels/operator/
 docker build --quiet --build-arg "BASE_IMAGE=$base" --tag "$image" --tag aifactory-operator:latest . >/dev/null
 
 skopeo copy --quiet "docker-daemon:$image" "oci:build/image:${version}-${commit}"
