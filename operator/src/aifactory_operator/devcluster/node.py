@@ -70,13 +70,13 @@ def start_node(repo: Path, layout: Layout, *, registries: tuple[str, ...] = ()) 
     node = NodeLayout(layout)
     stop_node(layout)
     began = time.monotonic()
-    _write_files(node, bin_dir, registries)
-    _save_sysctls(node)
-    _add_address()
-    _make_cgroups(node)
     containerd, kubelet, kube_proxy = construct_node_components(node, bin_dir)
     running: list[RunningProcess] = []
     try:
+        _write_files(node, bin_dir, registries)
+        _save_sysctls(node)
+        _add_address()
+        _make_cgroups(node)
         running.append(_start(containerd, layout))
         _save_state(node, running)
         _wait_for_socket(node, running[-1])
@@ -165,6 +165,18 @@ def _check_prerequisites(layout: Layout) -> None:
             f"the cluster must advertise {NODE_ADDRESS} for the node's pods to reach the API server;"
             f" start it with Layout(..., advertise_address='{NODE_ADDRESS}')"
         )
+    if not (layout.pki / "kubelet.token").exists():
+        raise DevClusterError(
+            f"{layout.pki} predates the node agents' tokens; stop the cluster, remove {layout.root}"
+            " and start it again"
+        )
+    # The API server writes the EndpointSlice a moment after it starts.
+    if not wait_until(lambda: _advertised_addresses(layout) == [NODE_ADDRESS], timeout=15.0):
+        raise DevClusterError(
+            f"the running API server does not advertise {NODE_ADDRESS} (the kubernetes EndpointSlice says"
+            f" {_advertised_addresses(layout)}); it was started without Layout.advertise_address: stop it"
+            " (aifactory cluster down) and start it again"
+        )
     needed = (RUNC, CNI_BIN_DIR / "bridge", CNI_BIN_DIR / "host-local", CNI_BIN_DIR / "loopback")
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
@@ -172,6 +184,14 @@ def _check_prerequisites(layout: Layout) -> None:
             f"missing {', '.join(missing)}; install Debian's runc and containernetworking-plugins"
             " (apt-get install runc containernetworking-plugins)"
         )
+
+
+def _advertised_addresses(layout: Layout) -> list[str]:
+    token = (layout.pki / "admin.token").read_text().strip()
+    url = f"{layout.apiserver_url}/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes"
+    status, body = fetch(url, ca_file=layout.pki / "ca.crt", token=token)
+    endpoints = json.loads(body).get("endpoints") or [] if status == 200 else []
+    return [address for endpoint in endpoints for address in endpoint["addresses"]]
 
 
 def _write_files(node: NodeLayout, bin_dir: Path, registries: tuple[str, ...]) -> None:
