@@ -37,6 +37,8 @@ from aifactory_operator.devcluster.nodeconfig import (
     NODE_LABEL,
     NODE_POD_CIDR,
     NODE_TAINT,
+    SHIM_SOCKETS,
+    shim_socket_names,
 )
 from aifactory_operator.devcluster.pki import NODE_NAME
 from aifactory_operator.kube.client import Kube, load_config
@@ -200,8 +202,13 @@ def test_kubectl_logs_reach_the_kubelet_at_the_node_address(real_node):
 
 def test_stopping_the_node_leaves_nothing_behind(real_node):
     layout, node = real_node.layout, real_node.node
+    tasks = list((node.containerd_state / "io.containerd.runtime.v2.task").glob("*/*"))
+    assert tasks, "no pod sandbox left to clean up: the test proves less than it says"
     helm("uninstall", "aifactory", "-n", NAMESPACE, "--wait", kubeconfig=layout.kubeconfig)
     stop_node(layout)
+    for task in tasks:
+        for name in shim_socket_names(node, task.parent.name, task.name):
+            assert not (SHIM_SOCKETS / name).exists()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert not [p for p in node.owned_paths if str(p) in mounts]
     assert not [p for p in node.owned_paths if p.exists()]

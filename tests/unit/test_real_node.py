@@ -24,6 +24,7 @@ from aifactory_operator.devcluster.nodeconfig import (
     construct_kubelet_config,
     construct_node_components,
     construct_registry_hosts,
+    shim_socket_names,
 )
 from aifactory_operator.devcluster.pki import write_pki
 
@@ -149,3 +150,10 @@ def test_only_kube_chains_and_the_jumps_into_them_are_removed():
         ["INPUT", "-j", "KUBE-FIREWALL"],
         ["OUTPUT", "-j", "KUBE-FIREWALL"],
     ]
+
+
+def test_a_shims_socket_is_named_as_containerd_names_it(tmp_path):
+    # pkg/shim.SocketAddress: sha256 of <containerd socket>/<namespace>/<task id>.
+    [plain, debug] = shim_socket_names(make_node(tmp_path), "k8s.io", "t1")
+    assert plain == "7e3f2f8d37c378ae86cbcc00a8b7b351808867e61e44de399a076315a204e187"
+    assert debug == hashlib.sha256(b"/run/aifactory-containerd/containerd.sock/k8s.io/t1/debug").hexdigest()

@@ -36,6 +36,7 @@ from .nodeconfig import (
     NODE_INTERFACE,
     PAUSE_IMAGE,
     RUNC,
+    SHIM_SOCKETS,
     NodeLayout,
     construct_cni_config,
     construct_containerd_config,
@@ -43,6 +44,7 @@ from .nodeconfig import (
     construct_kubelet_config,
     construct_node_components,
     construct_registry_hosts,
+    shim_socket_names,
     to_yaml,
 )
 from .pki import NODE_NAME
@@ -98,6 +100,7 @@ def stop_node(layout: Layout) -> None:
     """Stops the node's processes and removes what they left; safe to call when nothing runs."""
     node = NodeLayout(layout)
     processes = _load_state(node)
+    shim_sockets = _shim_sockets(node)
     for process in reversed(processes):
         if process.name != "containerd":
             stop_process(process.pid, process.executable)
@@ -106,6 +109,8 @@ def stop_node(layout: Layout) -> None:
         if process.name == "containerd":
             stop_process(process.pid, process.executable)
     _kill_shims(node)
+    for socket in shim_sockets:
+        socket.unlink(missing_ok=True)
     _unmount_below(node.owned_paths)
     _remove_iptables_chains(processes)
     _delete_link(BRIDGE)
@@ -287,6 +292,19 @@ def _kill_shims(node: NodeLayout) -> None:
         if argv and argv[0].endswith(b"containerd-shim-runc-v2") and marker in argv:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _shim_sockets(node: NodeLayout) -> list[Path]:
+    """The sockets our shims made, found from the tasks in containerd's state folder: a shim that
+    is killed leaves its socket behind, in a folder that dockerd's containerd shares."""
+    tasks = node.containerd_state / "io.containerd.runtime.v2.task"
+    if not tasks.is_dir():
+        return []
+    return [
+        SHIM_SOCKETS / name
+        for task in tasks.glob("*/*")
+        for name in shim_socket_names(node, task.parent.name, task.name)
+    ]
 
 
 def _unmount_below(roots: tuple[Path, ...]) -> None:

@@ -7,6 +7,7 @@ containerd's root, state and socket, kubelet's root and cgroup subtree, the addr
 advertises, and a CNI bridge for the pods.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,17 @@ class NodeLayout:
     def owned_paths(self) -> tuple[Path, ...]:
         """The host folders that hold the node's mounts and are removed when it stops."""
         return (self.kubelet_root, self.containerd_state, self.containerd_root)
+
+
+# containerd's shims put their sockets here whatever containerd's state folder is (dockerd's
+# containerd does too); each is named by the hash of containerd's socket, namespace and task id.
+SHIM_SOCKETS = Path("/run/containerd/s")
+
+
+def shim_socket_names(node: NodeLayout, namespace: str, task_id: str) -> list[str]:
+    """The socket names the shim of one of the node's tasks may leave in SHIM_SOCKETS."""
+    path = f"{node.socket}/{namespace}/{task_id}"
+    return [hashlib.sha256(p.encode()).hexdigest() for p in (path, f"{path}/debug")]
 
 
 def construct_containerd_config(node: NodeLayout, bin_dir: Path) -> str:
