@@ -29,6 +29,7 @@ from test_shipped_image import build_image, free_port
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.devcluster import down, up
 from aifactory_operator.devcluster.binaries import ensure_binaries
+from aifactory_operator.devcluster.errors import DevClusterError
 from aifactory_operator.devcluster.layout import Layout, Ports, default_layout
 from aifactory_operator.devcluster.node import NodeLayout, start_node, stop_node
 from aifactory_operator.devcluster.nodeconfig import (
@@ -198,6 +199,16 @@ def test_kubectl_logs_reach_the_kubelet_at_the_node_address(real_node):
     )  # fmt: skip
     assert logs.returncode == 0, logs.stderr
     assert "Started admission control" in logs.stdout
+
+
+def test_another_cluster_can_neither_start_a_second_node_nor_stop_this_one(real_node, tmp_path):
+    other = replace(real_node.layout, root=tmp_path)
+    with pytest.raises(DevClusterError, match="runs on this host"):
+        start_node(REPO, other)
+    stop_node(other)
+    node = real_node.kube.get("v1", "Node", NODE_NAME)
+    assert condition(node, "Ready")["status"] == "True"
+    assert real_node.node.socket.is_socket()
 
 
 def test_stopping_the_node_leaves_nothing_behind(real_node):

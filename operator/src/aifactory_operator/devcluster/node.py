@@ -34,6 +34,7 @@ from .nodeconfig import (
     KUBELET_SYSCTLS,
     NODE_ADDRESS,
     NODE_INTERFACE,
+    OWNER_FILE,
     PAUSE_IMAGE,
     RUNC,
     SHIM_SOCKETS,
@@ -67,10 +68,17 @@ def ensure_node_binaries(repo: Path) -> Path:
 def start_node(repo: Path, layout: Layout, *, registries: tuple[str, ...] = ()) -> NodeLayout:
     """Starts containerd, kubelet and kube-proxy and waits until the Node is Ready. `registries`
     are plain-HTTP registries (host:port) containerd may pull from."""
+    other = _other_owner(layout)
+    if other is not None:
+        raise DevClusterError(
+            f"the real node of the cluster in {other} runs on this host, and a host has room for one"
+            " (its folders, address, bridge and iptables chains are host-wide); stop that one first"
+        )
     _check_prerequisites(layout)
     bin_dir = ensure_node_binaries(repo)
     node = NodeLayout(layout)
     stop_node(layout)
+    OWNER_FILE.write_text(str(layout.root))
     began = time.monotonic()
     containerd, kubelet, kube_proxy = construct_node_components(node, bin_dir)
     running: list[RunningProcess] = []
@@ -97,7 +105,10 @@ def start_node(repo: Path, layout: Layout, *, registries: tuple[str, ...] = ()) 
 
 
 def stop_node(layout: Layout) -> None:
-    """Stops the node's processes and removes what they left; safe to call when nothing runs."""
+    """Stops the node's processes and removes what they left; safe to call when nothing runs.
+    Leaves alone a node that another cluster folder started."""
+    if _other_owner(layout) is not None:
+        return
     node = NodeLayout(layout)
     processes = _load_state(node)
     shim_sockets = _shim_sockets(node)
@@ -122,6 +133,18 @@ def stop_node(layout: Layout) -> None:
         shutil.rmtree(path, ignore_errors=True)
     if node.state_file.exists():
         node.state_file.unlink()
+    OWNER_FILE.unlink(missing_ok=True)
+
+
+def _other_owner(layout: Layout) -> Path | None:
+    """The folder of another cluster whose node still runs here, if any."""
+    if not OWNER_FILE.exists():
+        return None
+    owner = Path(OWNER_FILE.read_text().strip())
+    if owner == layout.root:
+        return None
+    processes = _load_state(NodeLayout(Layout(owner, layout.ports)))
+    return owner if any(is_running(p.pid, p.executable) for p in processes) else None
 
 
 def construct_pause_archive(pause: bytes) -> bytes:

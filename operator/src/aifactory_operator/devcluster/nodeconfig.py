@@ -90,6 +90,9 @@ class NodeLayout:
         return (self.kubelet_root, self.containerd_state, self.containerd_root)
 
 
+# The node's folders, address, bridge and iptables chains are host-wide, so one node runs per host:
+# this file names the cluster folder whose node it is.
+OWNER_FILE = Path("/run/aifactory-node.owner")
 # containerd's shims put their sockets here whatever containerd's state folder is (dockerd's
 # containerd does too); each is named by the hash of containerd's socket, namespace and task id.
 SHIM_SOCKETS = Path("/run/containerd/s")
