@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: all install cluster-binaries compat-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs image bundle cluster-up cluster-down clean
+.PHONY: all install cluster-binaries compat-binaries node-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs image bundle cluster-up cluster-down clean
 
 all: install
 
@@ -30,6 +30,11 @@ cluster-binaries:
 # The same for the oldest supported minor (COMPAT_KUBE_VERSION), which make compat runs on.
 compat-binaries:
 	@bash hack/build-binaries.sh --compat >/dev/null
+
+# A real node's kubelet and kube-proxy (KUBE_VERSION), containerd, ctr and its runc shim
+# (CONTAINERD_VERSION) and a pause command, cached the same way (docs/real-node.md).
+node-binaries:
+	@bash hack/build-node-binaries.sh >/dev/null
 
 # helm and kstatus (built from their Go modules, cached like the control plane) and checkov, for the
 # chart and GitOps checks.

@@ -127,6 +127,9 @@ OTHER_VARIABLES = {
     "(default `~/.cache/aifactory`).",
     "AIFACTORY_CHAOS_FULL": "The chaos tests visit every crash point, not a sample (`make bench`).",
     "AIFACTORY_CHAOS_RESULTS": "The file the chaos tests write their figures to (`make bench`).",
+    "AIFACTORY_REAL_NODE_DIR": "The folder of the control plane `tests/e2e/test_real_node.py` starts for "
+    "its real node (default `.devcluster-real-node`).",
+    "AIFACTORY_REAL_NODE_PORT_BASE": "That control plane's first port (default `AIFACTORY_PORT_BASE` + 200).",
 }
 OTHER_INTRO = """\
 The local control plane numbers its ports from `AIFACTORY_PORT_BASE` too (`devcluster/layout.py`

@@ -64,8 +64,7 @@ def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
     argv = [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{layout.ports.etcd_client}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        *_apiserver_addresses(layout),
         f"--secure-port={layout.ports.apiserver}",
         f"--tls-cert-file={pki / 'apiserver.crt'}",
         f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -78,8 +77,6 @@ def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--allow-privileged=true",
-        # The kubernetes Service cannot point at a loopback address; nothing in-cluster needs it.
-        "--endpoint-reconciler-type=none",
         # Webhooks behind a Service are called at its endpoints' addresses: there is no kube-proxy
         # for a ClusterIP, and the image test serves the chart's webhook Service from the host.
         "--enable-aggregator-routing=true",
@@ -96,6 +93,25 @@ def construct_apiserver(layout: Layout, bin_dir: Path) -> Component:
         "--audit-log-maxbackup=1",
     ]
     return Component("kube-apiserver", argv, f"{layout.apiserver_url}/readyz")
+
+
+def _apiserver_addresses(layout: Layout) -> list[str]:
+    if layout.advertise_address is None:
+        # The kubernetes Service cannot point at a loopback address; nothing in-cluster needs it.
+        return [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+        ]
+    # Pods of a real node reach the API server through the kubernetes Service, whose endpoint is the
+    # advertised address; loopback clients (kubeconfigs say 127.0.0.1) must keep working too, and
+    # the API server binds one address only, so it binds all.
+    # It reaches the kubelet (logs, exec) at the node's InternalIP: the node's hostname resolves nowhere.
+    return [
+        "--bind-address=0.0.0.0",
+        f"--advertise-address={layout.advertise_address}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
 
 
 AUDIT_POLICY_FILE = "audit-policy.yaml"

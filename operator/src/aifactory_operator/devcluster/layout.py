@@ -51,6 +51,23 @@ class Ports:
         """Where the end-to-end tests' operator serves Prometheus metrics."""
         return self.base + 20
 
+    @property
+    def kubelet(self) -> int:
+        """A real node's kubelet API (on the node address, see Layout.advertise_address)."""
+        return self.base + 30
+
+    @property
+    def kubelet_healthz(self) -> int:
+        return self.base + 31
+
+    @property
+    def kube_proxy_healthz(self) -> int:
+        return self.base + 32
+
+    @property
+    def kube_proxy_metrics(self) -> int:
+        return self.base + 33
+
     def all(self) -> dict[str, int]:
         return {
             "etcd": self.etcd_client,
@@ -68,6 +85,10 @@ class Layout:
 
     root: Path
     ports: Ports
+    # A private address the API server advertises for the `kubernetes` Service, so that pods on a
+    # real node (node.py) reach it through the Service's ClusterIP; None for a cluster of simulated
+    # nodes only, whose API server stays on loopback.
+    advertise_address: str | None = None
 
     @property
     def kubeconfig(self) -> Path:

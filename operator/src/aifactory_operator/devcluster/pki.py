@@ -22,8 +22,19 @@ API_SERVER_HOSTS = [
 ]
 
 
+# The name of the real node node.py starts beside the simulated ones.
+NODE_NAME = "aifactory-node"
+# The identities of a real node's agents: the Node authorizer and NodeRestriction admit a kubelet by
+# this user and group; the bootstrap ClusterRoleBinding system:node-proxier binds kube-proxy's user.
+NODE_AGENTS = {
+    "kubelet": (f"system:node:{NODE_NAME}", "system:nodes"),
+    "kube-proxy": ("system:kube-proxy", ""),
+}
+
+
 def write_pki(directory: Path) -> None:
-    """Creates ca.crt, apiserver.crt/key, sa.key/pub and the admin token, unless they exist."""
+    """Creates ca.crt, apiserver.crt/key, sa.key/pub and the tokens of the admin and of a real node's
+    agents (<agent>.token), unless they exist."""
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "apiserver.crt").exists():
         return
@@ -43,7 +54,12 @@ def write_pki(directory: Path) -> None:
     token = secrets.token_hex(32)
     _write(directory / "admin.token", token.encode())
     # Static token file: token,user,uid,"groups". system:masters is the cluster-admin group.
-    _write(directory / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode())
+    lines = [f'{token},admin,admin,"system:masters"']
+    for agent, (user, group) in NODE_AGENTS.items():
+        agent_token = secrets.token_hex(32)
+        _write(directory / f"{agent}.token", agent_token.encode())
+        lines.append(f'{agent_token},{user},{user},"{group}"')
+    _write(directory / "tokens.csv", "".join(f"{line}\n" for line in lines).encode())
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -1,0 +1,3 @@
+module aifactory.dev/hack/pause
+
+go 1.26
