@@ -1,6 +1,6 @@
 # The operator image: `aifactory run` as UID 10001, with nothing fetched at build or run time.
 # Build: make image. It makes the base image from Debian packages (hack/base-image.sh), the wheels
-# of the dependencies (build/wheels/dependencies) and of the operator (build/wheels/operator), then
+# of pip, of the dependencies and of the operator (build/wheels/{pip,dependencies,operator}), then
 # builds this file with them.
 ARG BASE_IMAGE=aifactory-base:bookworm
 
@@ -8,17 +8,18 @@ ARG BASE_IMAGE=aifactory-base:bookworm
 # (--no-index) by pip run from its own wheel, so the venv holds neither pip nor setuptools. Its
 # layer changes only when a dependency does.
 FROM ${BASE_IMAGE} AS dependencies
+COPY build/wheels/pip/ /pip/
 COPY build/wheels/dependencies/ /wheels/
 RUN python3 -m venv --without-pip /opt/venv \
-    && /opt/venv/bin/python "$(ls /wheels/pip-*.whl)/pip" install --no-index --no-cache-dir --no-compile \
-       --quiet $(ls /wheels/*.whl | grep -v '/pip-') \
+    && /opt/venv/bin/python "$(ls /pip/pip-*.whl)/pip" install --no-index --no-cache-dir --no-compile \
+       --quiet /wheels/*.whl \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # Stage 2: the operator alone, into a prefix of its own laid out like the venv, compiled for the
 # paths it will have there.
 FROM dependencies AS operator
 COPY build/wheels/operator/ /wheels/operator/
-RUN /opt/venv/bin/python "$(ls /wheels/pip-*.whl)/pip" install --no-index --no-deps --no-cache-dir --no-compile \
+RUN /opt/venv/bin/python "$(ls /pip/pip-*.whl)/pip" install --no-index --no-deps --no-cache-dir --no-compile \
        --quiet --prefix /opt/operator /wheels/operator/*.whl \
     && /opt/venv/bin/python -m compileall -q -s /opt/operator -p /opt/venv /opt/operator/lib
 

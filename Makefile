@@ -58,10 +58,10 @@ lint: install
 unit: install
 	$(PY) -m pytest tests/unit
 
-e2e: install cluster-binaries chart-tools
+e2e: install cluster-binaries node-binaries chart-tools
 	$(PY) -m pytest tests/e2e
 
-test: install cluster-binaries chart-tools lint
+test: install cluster-binaries node-binaries chart-tools lint
 	$(PY) -m pytest tests
 
 # The compatibility suite (tests marked compat: factory life cycle, sovereignty agreement, training

@@ -28,10 +28,10 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 image="aifactory-operator:${version}-${commit}"
 
 rm -rf build/wheels build/image
-mkdir -p build/wheels/dependencies build/wheels/operator
+mkdir -p build/wheels/pip build/wheels/dependencies build/wheels/operator
 "$python" -m pip wheel --quiet --wheel-dir build/wheels/dependencies ./operator
 rm -rf operator/build  # setuptools' staging copy of the sources, not needed after the wheel
-"$python" -m pip download --quiet --no-deps --dest build/wheels/dependencies pip
+"$python" -m pip download --quiet --no-deps --dest build/wheels/pip pip
 # The operator's own wheel apart: the dependencies' layer is then reused until one of them changes.
 mv build/wheels/dependencies/aifactory_operator-*.whl build/wheels/operator/
 docker build --quiet --build-arg "BASE_IMAGE=$base" --tag "$image" --tag aifactory-operator:latest . >/dev/null
