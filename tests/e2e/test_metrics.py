@@ -25,10 +25,10 @@ JOB = "llm"
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def scrape(port: int = METRICS_PORT) -> Samples:
-    """Every sample the operator serves now (the session's, or the one on `port`), by sample name
-    (counters end in _total)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def scrape(port: int = METRICS_PORT, host: str = "127.0.0.1") -> Samples:
+    """Every sample the operator serves now (the session's, or the one at `host`:`port`), by
+    sample name (counters end in _total)."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):

@@ -10,28 +10,45 @@ The module starts its own control plane, because the API server must advertise a
 reach (Layout.advertise_address), and stops all of it, node first, at the end.
 """
 
-import json
+import base64
 import os
+import signal
+import socket
+import ssl
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import pytest
-import yaml
 from charttools import helm
-from factories import make_dataset
+from cryptography import x509
+from factories import make_dataset, make_factory, make_tenant
+from kubernetes.client.exceptions import ApiException
 from local_registry import LocalRegistry
-from test_shipped_image import build_image, free_port
+from test_admission_repairs import POOL
+from test_describe_events import make_endpoint, make_model, phase
+from test_metrics import scrape, value
+from test_shipped_image import (
+    SiteInstall,
+    build_bundle,
+    build_image,
+    free_port,
+    install_from_bundle,
+    is_ready,
+    routed_addresses,
+)
+from test_training import STORAGE, make_training
 
 from aifactory_operator.constants import API_VERSION
 from aifactory_operator.devcluster import down, up
 from aifactory_operator.devcluster.binaries import ensure_binaries
 from aifactory_operator.devcluster.errors import DevClusterError
-from aifactory_operator.devcluster.layout import Layout, Ports, default_layout
-from aifactory_operator.devcluster.node import NodeLayout, start_node, stop_node
+from aifactory_operator.devcluster.layout import SERVICE_CIDR, Layout, Ports, default_layout
+from aifactory_operator.devcluster.node import NodeLayout, process_ids, start_node, stop_node
 from aifactory_operator.devcluster.nodeconfig import (
     BRIDGE,
     NODE_ADDRESS,
@@ -60,56 +77,52 @@ class RealNode:
     kube: Kube
     image: str
     seconds: dict[str, float]
+    site: SiteInstall
 
 
-def push_image(registry: LocalRegistry, tag: str) -> str:
-    """Copies make image's OCI layout into the registry; the reference by digest."""
-    layout = REPO / "build" / "image"
-    subprocess.run(
-        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{tag}",
-         f"docker://{registry.address}/aifactory-operator:{tag}"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    index = json.loads((layout / "index.json").read_text())
-    [digest] = [
-        m["digest"]
-        for m in index["manifests"]
-        if m["annotations"]["org.opencontainers.image.ref.name"] == tag
-    ]
-    return f"{registry.address}/aifactory-operator@{digest}"
-
-
-def install_chart(layout: Layout, image: str) -> None:
-    repository, digest = image.split("@")
-    helm(
-        "install", "aifactory", str(REPO / "charts" / "aifactory-operator"), "-n", NAMESPACE,
-        "--create-namespace", "--wait", "--timeout=180s",
-        f"--set=image.repository={repository}", f"--set=image.digest={digest}",
-        f"--set-string=nodeSelector.{NODE_LABEL.replace('.', chr(92) + '.')}=true",
-        f"--set=tolerations[0].key={NODE_TAINT['key']}", "--set=tolerations[0].operator=Exists",
-        f"--set=tolerations[0].effect={NODE_TAINT['effect']}",
-        kubeconfig=layout.kubeconfig,
-    )  # fmt: skip
+# The chart's own values put the operator on the real node; the peering lifetime is 10 s here
+# (60 s by default), so that the failover below is quick.
+PEERING_SECONDS = 10
+CERT_SECONDS = 30
+WEBHOOK_PORT = 9443  # the chart's webhook.port
+ON_THE_NODE = (
+    f"--set-string=nodeSelector.{NODE_LABEL.replace('.', chr(92) + '.')}=true",
+    f"--set=tolerations[0].key={NODE_TAINT['key']}",
+    "--set=tolerations[0].operator=Exists",
+    f"--set=tolerations[0].effect={NODE_TAINT['effect']}",
+    f"--set-string=settings.AIFACTORY_PEERING_LIFETIME_SECONDS={PEERING_SECONDS}",
+    # Serving certificates that live 30 s, checked every 2 s: renewed every 20 s or so while the
+    # module runs, so every webhook call below may cross a renewal.
+    f"--set-string=settings.AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS={CERT_SECONDS}",
+    "--set-string=settings.AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS=2",
+)
+METRICS_PORT = 8000  # the chart's metrics.port
 
 
 @pytest.fixture(scope="module")
 def real_node() -> Iterator[RealNode]:
+    """A control plane of its own with the real node, and the operator installed from the air-gap
+    bundle as a site would: pushed to the registry on 127.0.0.1, the chart from there by oci://,
+    the image by digest, pulled by the node's containerd (traced)."""
     layout = replace(Layout(ROOT, Ports(PORT_BASE)), advertise_address=NODE_ADDRESS)
-    tag = build_image().split(":", 1)[1]
+    build_image()
+    bundle = build_bundle()
     registry = LocalRegistry(ROOT / "registry", free_port())
     up(REPO, layout)
     try:
         registry.start()
-        image = push_image(registry, tag)
         began = time.monotonic()
         node = start_node(REPO, layout, registries=(registry.address,))
         seconds = {"node Ready": time.monotonic() - began}
         kube = Kube(load_config(str(layout.kubeconfig)))
         began = time.monotonic()
-        install_chart(layout, image)
-        seconds["helm install --wait"] = time.monotonic() - began
+        site = install_from_bundle(
+            kube, bundle, registry, NAMESPACE, layout.kubeconfig, ROOT,
+            values=ON_THE_NODE, puller=process_ids(layout)["containerd"],
+        )  # fmt: skip
+        seconds["push, helm install --wait"] = time.monotonic() - began
         print(f"real node: {seconds}")
-        yield RealNode(layout, node, kube, image, seconds)
+        yield RealNode(layout, node, kube, site.image, seconds, site)
         helm("uninstall", "aifactory", "-n", NAMESPACE, "--wait", check=False, kubeconfig=layout.kubeconfig)
     finally:
         stop_node(layout)
@@ -172,33 +185,227 @@ def test_the_operator_reaches_the_api_server_through_the_kubernetes_service(real
     assert all(w["clientConfig"].get("caBundle") for w in webhooks["webhooks"])
 
 
+def test_the_site_installed_from_the_bundle_and_nothing_left_127_0_0_1(real_node):
+    site = real_node.site
+    assert site.image.startswith("127.0.0.1:") and "@sha256:" in site.image
+    assert site.chart.startswith("oci://127.0.0.1:")
+    # push (skopeo, helm), helm install (registry, API server), and the node's containerd with
+    # everything it started meanwhile (the pull, CNI, the operator's container): every address
+    # any of them contacted is this machine's or the cluster's own.
+    assert site.connected_to, "strace recorded no connection at all: the trace is not working"
+    outside = {a for a in site.connected_to if not any(ip_address(a) in n for n in INSIDE)}
+    assert outside == set(), f"contacted outside the cluster: {outside} (all: {site.connected_to})"
+    assert "127.0.0.1" in site.connected_to, "the registry on 127.0.0.1 served the pull"
+
+
+# Loopback, the node's address, its pods' network and the Services' network.
+INSIDE = [
+    ip_network(n) for n in ("127.0.0.0/8", "::1/128", f"{NODE_ADDRESS}/32", NODE_POD_CIDR, SERVICE_CIDR)
+]
+
+
+FACTORY, TENANT_NAMESPACE = "node-factory", "node-research"
+
+
 def test_a_factory_reconciles_and_the_webhook_answers_at_the_pods_address(real_node):
     kube = real_node.kube
-    factory = yaml.safe_load((REPO / "examples" / "01-aifactory.yaml").read_text())
-    kube.apply(factory)
-    name = factory["metadata"]["name"]
-    wait_for(
-        lambda: (condition(kube.get(API_VERSION, "AIFactory", name), "Ready") or {}).get("status") == "True",
-        "the factory Ready",
-        120,
-    )
-    tenant_namespace = factory["spec"]["tenants"][0]["namespaces"][0]
+    tenant = make_tenant("r", TENANT_NAMESPACE, gpuQuota=[{"product": POOL["gpuProduct"], "gpus": 24}])
+    kube.apply(make_factory(FACTORY, pools=[POOL], tenants=[tenant], storage=STORAGE))
+    wait_for(lambda: is_ready(kube.get(API_VERSION, "AIFactory", FACTORY)), "the factory Ready", 120)
+    # The Service routes to the pod that labelled itself, at its address on the node's bridge.
+    assert routed_addresses(kube, NAMESPACE) == [operator_pod(real_node)["status"]["podIP"]]
     refusal = create_refusal(
-        kube, make_dataset(tenant_namespace, "abroad", storage="datasets", jurisdiction="US"), 403
+        kube, make_dataset(TENANT_NAMESPACE, "abroad", storage="nfs", jurisdiction="US"), 403
     )
     assert "data-locality/dataset-jurisdiction" in refusal
-    kube.delete(API_VERSION, "AIFactory", name)
 
 
-def test_kubectl_logs_reach_the_kubelet_at_the_node_address(real_node):
+def test_training_and_serving_reach_ready_under_the_charts_rbac_alone(real_node):
+    kube = real_node.kube
+    kube.apply(make_training("gang", TENANT_NAMESPACE, nodes=2, duration="3s"))
+    wait_for(lambda: phase(kube, TENANT_NAMESPACE, "gang") == "Succeeded", "the gang to succeed", 180)
+    kube.apply(make_model(TENANT_NAMESPACE))
+    wait_for(
+        lambda: is_ready(kube.get(API_VERSION, "Dataset", "weights", TENANT_NAMESPACE)),
+        "the model Ready",
+        120,
+    )
+    kube.apply(make_endpoint("chat", TENANT_NAMESPACE))
+    wait_for(
+        lambda: is_ready(kube.get(API_VERSION, "ModelEndpoint", "chat", TENANT_NAMESPACE)),
+        "the endpoint Ready",
+        180,
+    )
+    text = pod_logs(real_node, operator_pod(real_node)["metadata"]["name"])
+    assert "Started admission control" in text
+    assert "Forbidden" not in text and " 403" not in text, [
+        line for line in text.splitlines() if "403" in line or "Forbidden" in line
+    ][:5]
+
+
+def pod_logs(real_node: RealNode, pod: str) -> str:
     kubectl = ensure_binaries(REPO) / "kubectl"
-    pod = operator_pod(real_node)["metadata"]["name"]
     logs = subprocess.run(
         [str(kubectl), f"--kubeconfig={real_node.layout.kubeconfig}", "-n", NAMESPACE, "logs", pod],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert logs.returncode == 0, logs.stderr
-    assert "Started admission control" in logs.stdout
+    return logs.stdout
+
+
+def test_kubectl_logs_reach_the_kubelet_at_the_node_address(real_node):
+    assert "Started admission control" in pod_logs(real_node, operator_pod(real_node)["metadata"]["name"])
+
+
+def test_the_running_operator_renews_its_serving_certificate_and_the_api_server_trusts_the_new_one(real_node):
+    kube, service = real_node.kube, f"aifactory-operator-webhook.{NAMESPACE}.svc"
+    address = operator_pod(real_node)["status"]["podIP"]
+    secret = kube.get("v1", "Secret", "aifactory-webhook-tls", NAMESPACE)
+    ca = base64.b64decode(secret["data"]["ca.crt"])
+    first = served_certificate(address, ca, service)
+    renewed = wait_for(
+        lambda: (c := served_certificate(address, ca, service)).serial_number != first.serial_number and c,
+        "the serving certificate to be renewed",
+        CERT_SECONDS,
+    )
+    assert renewed.not_valid_after_utc > first.not_valid_after_utc
+    stored = kube.get("v1", "Secret", "aifactory-webhook-tls", NAMESPACE)
+    assert base64.b64decode(stored["data"]["ca.crt"]) == ca, "the same CA signs the renewed certificate"
+    # The API server, calling through the Service, trusts the renewed certificate.
+    refusal = create_refusal(
+        kube, make_dataset(TENANT_NAMESPACE, "abroad-2", storage="nfs", jurisdiction="US"), 403
+    )
+    assert "data-locality/dataset-jurisdiction" in refusal
+
+
+def served_certificate(address: str, ca: bytes, service: str) -> x509.Certificate:
+    """The certificate the webhook at `address` serves now, verified against `ca` for the Service's name."""
+    context = ssl.create_default_context(cadata=ca.decode())
+    raw = socket.create_connection((address, WEBHOOK_PORT), timeout=5)
+    with raw, context.wrap_socket(raw, server_hostname=service) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def test_two_replicas_on_the_node_peer_and_the_standby_takes_over_from_a_crashed_active_one(real_node):
+    """replicas=2 as the chart deploys it, both pods on the real node. The active replica's process
+    is killed (SIGKILL, a crash); the kubelet restarts it, and until then or after it the other
+    replica takes over. Writes are counted from each replica's own metrics at its pod address."""
+    kube, layout, site = real_node.kube, real_node.layout, real_node.site
+    helm(
+        "upgrade", "aifactory", site.chart, "--version", site.version, "--plain-http", "-n", NAMESPACE,
+        "--reuse-values", "--set=replicas=2", "--wait", "--timeout=180s", kubeconfig=layout.kubeconfig,
+    )  # fmt: skip
+    pods = wait_for(lambda: len(p := ready_operator_pods(kube)) == 2 and p, "two operator pods Ready", 120)
+    addresses = [p["status"]["podIP"] for p in pods]
+    wait_for(
+        lambda: (
+            len(
+                (kube.get("kopf.dev/v1", "ClusterKopfPeering", "aifactory-operator") or {}).get("status")
+                or {}
+            )
+            == 2
+        ),
+        "both replicas in the peering record",
+        90,
+    )
+    # One replica is active and the Service routes to it alone.
+    [routed] = wait_for(
+        lambda: len(r := routed_addresses(kube, NAMESPACE)) == 1 and r, "one routed replica", 30
+    )
+    before = [writes_at(a) for a in addresses]
+    kube.apply(make_training("ha-1", TENANT_NAMESPACE, nodes=1, duration="1s"))
+    wait_for(lambda: phase(kube, TENANT_NAMESPACE, "ha-1") == "Succeeded", "ha-1 to succeed", 120)
+    after = [writes_at(a) for a in addresses]
+    created = [after[i][("Job", "create")] - before[i][("Job", "create")] for i in range(2)]
+    assert sorted(created) == [0, 1], f"Jobs created by each replica: {created}"
+    active, standby = created.index(1), created.index(0)
+    assert routed == addresses[active], "the Service routes to the active replica"
+    paused = {k: after[standby][k] - before[standby][k] for k in after[standby] if k[0] not in EVERY_REPLICA}
+    assert not any(paused.values()), f"the paused standby wrote: {paused}"
+    assert standby_refusals(addresses) == 0, "an admission call reached the paused replica"
+
+    os.kill(container_process(pods[active]), signal.SIGKILL)
+    killed = time.monotonic()
+    create_when_served(kube, make_training("ha-2", TENANT_NAMESPACE, nodes=1, duration="1s"))
+    wait_for(lambda: phase(kube, TENANT_NAMESPACE, "ha-2"), "a replica to take ha-2 up", 120)
+    takeover = time.monotonic() - killed
+    wait_for(lambda: phase(kube, TENANT_NAMESPACE, "ha-2") == "Succeeded", "ha-2 to succeed", 120)
+    jobs = kube.list("batch/v1", "Job", namespace=TENANT_NAMESPACE)
+    per_attempt = Counter(
+        (
+            j["metadata"]["labels"].get("aifactory.dev/trainingjob"),
+            j["metadata"]["labels"].get("aifactory.dev/attempt"),
+        )
+        for j in jobs
+    )
+    assert all(n == 1 for n in per_attempt.values()), per_attempt
+    # The route follows whichever replica acts now (the standby, or the restarted one if it outranks it).
+    wait_for(lambda: len(routed_addresses(kube, NAMESPACE)) == 1, "one routed replica again", 30)
+    print(
+        f"real node: a replica took over {takeover:.1f}s after the active one was killed"
+        f" (peering lifetime {PEERING_SECONDS}s)"
+    )
+    assert takeover < PEERING_SECONDS + 30
+
+
+EVERY_REPLICA = {"Secret", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Event", "Pod"}
+
+
+def ready_operator_pods(kube: Kube) -> list[dict]:
+    return [
+        p
+        for p in kube.list("v1", "Pod", namespace=NAMESPACE)
+        if not p["metadata"].get("deletionTimestamp")
+        and (condition(p, "Ready") or {}).get("status") == "True"
+    ]
+
+
+def writes_at(address: str) -> Counter[tuple[str, str]]:
+    """API writes the replica at this pod address sent, by (kind, verb)."""
+    counted: Counter[tuple[str, str]] = Counter()
+    for labels, count in scrape(METRICS_PORT, host=address).get("aifactory_api_writes_total", []):
+        counted[(labels["kind"], labels["verb"])] += count
+    return counted
+
+
+def standby_refusals(addresses: list[str]) -> float:
+    return sum(
+        value(scrape(METRICS_PORT, host=a), "aifactory_admission_standby_refusals_total") or 0.0
+        for a in addresses
+    )
+
+
+def create_when_served(kube: Kube, body: dict) -> None:
+    """Creates `body` once some replica serves the webhook again (fail-closed until then)."""
+
+    def created() -> bool:
+        try:
+            kube.resource(body["apiVersion"], body["kind"]).create(
+                body=body, namespace=body["metadata"]["namespace"]
+            )
+        except ApiException as error:
+            if "failed calling webhook" in str(error.body) or "on standby (peering)" in str(error.body):
+                return False
+            raise
+        return True
+
+    wait_for(created, f"{body['metadata']['name']} to be admitted", 90)
+
+
+def test_with_no_replica_running_the_webhook_fails_closed(real_node):
+    """Scaled to 0, then back to 1 (the last test needs a pod on the node to clean up)."""
+    kube = real_node.kube
+    scale(real_node, 0)
+    wait_for(lambda: not kube.list("v1", "Pod", namespace=NAMESPACE), "the operator pods gone", 120)
+    refusal = create_refusal(kube, make_training("while-down", TENANT_NAMESPACE), status=500)
+    assert 'failed calling webhook \\"trainingjobs.aifactory.dev\\"' in refusal, refusal
+    scale(real_node, 1)
+    wait_for(lambda: ready_operator_pods(kube), "an operator pod Ready again", 120)
+
+
+def scale(real_node: RealNode, replicas: int) -> None:
+    kube = real_node.kube
+    kube.patch("apps/v1", "Deployment", "aifactory-operator", {"spec": {"replicas": replicas}}, NAMESPACE)
 
 
 def test_another_cluster_can_neither_start_a_second_node_nor_stop_this_one(real_node, tmp_path):

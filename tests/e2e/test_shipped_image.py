@@ -1,4 +1,10 @@
-"""The operator as shipped: the image `make image` builds, run as the chart's Deployment runs it.
+"""The operator as shipped, with a token the test controls: the image `make image` builds, run
+by docker as the chart's Deployment runs it.
+
+tests/e2e/test_real_node.py runs the image on a real node (containerd and a kubelet): install from
+the bundle, factory, TrainingJob and ModelEndpoint Ready, certificate renewal, failover, fail-closed.
+What only this module can do is rotate the API token on a schedule of its own: a kubelet refreshes
+a projected token at 80 % of its life, and the API server refuses lives under 10 minutes.
 
 `helm install` puts the chart on the real control plane. KWOK stands in for the kubelet, so the
 operator's pod is scheduled by the chart itself and gets an address. The real process is the
@@ -11,14 +17,15 @@ image, run by docker with what the installed Deployment says (shipped_container.
 
 The pod's address is put on the host's loopback device, so the API server calls the webhook by the chart's
 Service name at its EndpointSlice address, and verifies the certificate the operator made and
-injected. The operator then drives a factory, a TrainingJob and a ModelEndpoint to Ready. Its token
-is rotated and the old one revoked. Last, with the container stopped, the webhook fails closed.
+injected. Its token is rotated and the old one revoked while it admits and runs a TrainingJob. Last,
+with the container stopped, the webhook fails closed.
 
 The session's operator, and the shared objects it applies, step aside meanwhile (as in
 test_helm_install.py), and come back afterwards.
 """
 
-import base64
+import contextlib
+import functools
 import json
 import os
 import socket
@@ -28,7 +35,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +42,12 @@ from pathlib import Path
 import pytest
 from charttools import helm as run_helm
 from charttools import helm_binary
-from cryptography import x509
 from factories import make_existing_node, make_factory, make_tenant
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 from local_registry import LocalRegistry, connections, traced
 from shipped_container import ProjectedToken, docker, docker_run_argv, logs, remove
 from test_admission_repairs import POOL
-from test_describe_events import make_endpoint, make_model, phase
+from test_describe_events import phase
 from test_helm_install import remove_shared
 from test_metrics import scrape, value
 from test_training import STORAGE, make_training
@@ -57,14 +61,13 @@ pytestmark = pytest.mark.image
 
 CONTAINER = "aifactory-shipped"
 WEBHOOK_PORT = 9443  # the chart's default webhook.port
-SHIPPED_METRICS = 8000  # the chart's metrics.port; the second replica serves one port up
+SHIPPED_METRICS = 8000  # the chart's metrics.port
 # The operator pod's address is added to this host's loopback device (no dummy device here).
 INTERFACE = "lo"
 ADMISSION = "admissionregistration.k8s.io/v1"
 # Serving certificates that live 30 s, checked every 2 s: renewed every 20 s or so while the
 # whole module runs, so the webhook calls below also cross renewals.
 CERT_SECONDS = 30
-PEERING_SECONDS = 10
 SHORT_LIVED_CERTIFICATES = {
     "AIFACTORY_WEBHOOK_CERT_VALIDITY_SECONDS": str(CERT_SECONDS),
     "AIFACTORY_WEBHOOK_CERT_CHECK_SECONDS": "2",
@@ -87,13 +90,16 @@ class Shipped:
     addresses: list[str] = field(default_factory=list)  # pod addresses put on the loopback device
 
 
+@functools.cache
 def build_image() -> str:
+    """make image, once per test session (this module and test_real_node.py both run the image)."""
     result = subprocess.run(["bash", str(REPO / "hack" / "build-image.sh")], capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"make image failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip().splitlines()[-1]
 
 
+@functools.cache
 def build_bundle() -> Path:
     result = subprocess.run(["bash", str(REPO / "hack" / "build-bundle.sh")], capture_output=True, text=True)
     if result.returncode != 0:
@@ -119,11 +125,21 @@ class SiteInstall:
 
 
 def install_from_bundle(
-    kube: Kube, bundle: Path, registry: LocalRegistry, namespace: str, kubeconfig: Path, work: Path
+    kube: Kube,
+    bundle: Path,
+    registry: LocalRegistry,
+    namespace: str,
+    kubeconfig: Path,
+    work: Path,
+    *,
+    values: tuple[str, ...] = (),
+    puller: int | None = None,
 ) -> SiteInstall:
     """As a site would: verify and push the bundle into its registry, `helm install` the chart from
-    there with the image rewritten to the registry by digest, pull the image the Deployment names.
-    Each step runs under strace, so every address any of them connected to is known."""
+    there with the image rewritten to the registry by digest (and `values`), pull the image the
+    Deployment names. Each step runs under strace, so every address any of them connected to is
+    known. `puller` is the pid of the node's container runtime, traced while helm installs (its
+    kubelet pulls then); without one, dockerd is traced while it pulls the image."""
     published = subprocess.run(
         ["sha256sum", str(bundle)], capture_output=True, text=True, check=True
     ).stdout.split()[0]
@@ -142,32 +158,42 @@ def install_from_bundle(
     image_ref = said["image"]
     chart, version = said["chart"].split()
     repository, digest = image_ref.split("@")
-    installed = traced(
-        [helm, "install", "aifactory", chart, "--version", version, "--plain-http", "-n", namespace,
-         "--create-namespace", "--wait", "--timeout=180s", f"--set=image.repository={repository}",
-         f"--set=image.digest={digest}"],
-        install_log,
-        env={"HOME": str(work / "helm-home"), "PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig)},
-    )  # fmt: skip
+    install = [
+        helm, "install", "aifactory", chart, "--version", version, "--plain-http", "-n", namespace,
+        "--create-namespace", "--wait", "--timeout=180s", f"--set=image.repository={repository}",
+        f"--set=image.digest={digest}", *values,
+    ]  # fmt: skip
+    helm_env = {"HOME": str(work / "helm-home"), "PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig)}
+    if puller is not None:
+        with tracing(puller, pull_log):
+            installed = traced(install, install_log, env=helm_env)
+    else:
+        installed = traced(install, install_log, env=helm_env)
     assert installed.returncode == 0, installed.stderr
     deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
     deployment_image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert deployment_image == image_ref
-    # The Docker engine pulls for the kubelet here: trace the engine itself while it does.
-    engine = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[
-        0
-    ]
+    if puller is None:
+        # The Docker engine pulls for the container here: trace the engine itself while it does.
+        engine = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True).stdout
+        with tracing(int(engine.split()[0]), pull_log):
+            docker("pull", deployment_image)
+    connected = connections(push_log) | connections(install_log) | connections(pull_log)
+    return SiteInstall(deployment_image, chart, version, connected)
+
+
+@contextlib.contextmanager
+def tracing(pid: int, log: Path) -> Iterator[None]:
+    """strace on a running process (and its threads and children) while the block runs."""
     watcher = subprocess.Popen(
-        ["strace", "-f", "-qq", "-p", engine, "-e", "trace=connect,sendto,sendmsg", "-o", str(pull_log)]
+        ["strace", "-f", "-qq", "-p", str(pid), "-e", "trace=connect,sendto,sendmsg", "-o", str(log)]
     )
     time.sleep(1)
     try:
-        docker("pull", deployment_image)
+        yield
     finally:
         watcher.terminate()
         watcher.wait(10)
-    connected = connections(push_log) | connections(install_log) | connections(pull_log)
-    return SiteInstall(deployment_image, chart, version, connected)
 
 
 def issue_token(kube: Kube, namespace: str) -> tuple[str, str]:
@@ -366,27 +392,6 @@ def test_the_api_server_calls_the_webhook_by_the_charts_service_with_the_injecte
     assert webhook_calls("trainingjobs") >= 1
 
 
-def test_the_shipped_operator_drives_training_and_serving_to_ready_without_a_forbidden(shipped):
-    kube, namespace = shipped.kube, shipped.tenant_namespace
-    wait_for(lambda: phase(kube, namespace, "gang") == "Succeeded", "the gang to succeed", 180)
-    kube.apply(make_model(namespace))
-    wait_for(
-        lambda: is_ready(kube.get(API_VERSION, "Dataset", "weights", namespace)),
-        "the model Ready",
-        120,
-    )
-    kube.apply(make_endpoint("chat", namespace))
-    wait_for(
-        lambda: is_ready(kube.get(API_VERSION, "ModelEndpoint", "chat", namespace)),
-        "the endpoint Ready",
-        180,
-    )
-    text = logs(CONTAINER)
-    assert "Forbidden" not in text and " 403" not in text, [
-        line for line in text.splitlines() if "403" in line or "Forbidden" in line
-    ][:5]
-
-
 def test_the_operator_keeps_working_across_a_token_rotation(shipped):
     kube = shipped.kube
     told_before = len(logs(CONTAINER))
@@ -414,143 +419,6 @@ def test_the_operator_keeps_working_across_a_token_rotation(shipped):
     assert refused == [], refused[:5]  # the new token was read before the old one was revoked
 
 
-def test_the_running_operator_renews_its_serving_certificate_and_the_api_server_trusts_the_new_one(shipped):
-    kube, service = shipped.kube, f"aifactory-operator-webhook.{shipped.namespace}.svc"
-    secret = kube.get("v1", "Secret", "aifactory-webhook-tls", shipped.namespace)
-    ca = base64.b64decode(secret["data"]["ca.crt"])
-    first = served_certificate(ca, service)
-    renewed = wait_for(
-        lambda: (c := served_certificate(ca, service)).serial_number != first.serial_number and c,
-        "the serving certificate to be renewed",
-        CERT_SECONDS,
-    )
-    assert renewed.not_valid_after_utc > first.not_valid_after_utc
-    stored = kube.get("v1", "Secret", "aifactory-webhook-tls", shipped.namespace)
-    assert base64.b64decode(stored["data"]["ca.crt"]) == ca, "the same CA signs the renewed certificate"
-    # The API server, calling through the Service, trusts the renewed certificate.
-    kube.apply(make_training("after-renewal", shipped.tenant_namespace, nodes=1, duration="1s"))
-    assert webhook_calls("trainingjobs") >= 3
-
-
-def served_certificate(ca: bytes, service: str) -> x509.Certificate:
-    """The certificate the webhook serves now, verified against `ca` for the Service's name."""
-    context = ssl.create_default_context(cadata=ca.decode())
-    raw = socket.create_connection(("127.0.0.1", WEBHOOK_PORT), timeout=5)
-    with raw, context.wrap_socket(raw, server_hostname=service) as tls:
-        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-
-
-def test_two_shipped_replicas_peer_and_the_standby_takes_over_from_a_killed_active_one(
-    shipped, kubeconfig, layout
-):
-    """replicas=2 as the chart deploys it: two pods, peering, and a container per pod. On one host
-    network each container listens at its pod's address, and the second serves metrics one port up
-    (pods would each have their own network). The peering lifetime is 10 s here (60 s by default)."""
-    kube, namespace = shipped.kube, shipped.namespace
-    site = shipped.site
-    run_helm(
-        "upgrade", "aifactory", site.chart, "--version", site.version, "--plain-http", "-n", namespace,
-        "--reuse-values", "--set=replicas=2", "--wait", "--timeout=180s", kubeconfig=kubeconfig,
-    )  # fmt: skip
-    pods = wait_for(lambda: len(p := ready_pods(kube, namespace)) == 2 and p, "two operator pods", 120)
-    for container in shipped.containers:
-        remove(container)
-    for pod in pods:
-        if pod["status"]["podIP"] not in shipped.addresses:
-            ip("addr", "add", f"{pod['status']['podIP']}/32", "dev", INTERFACE)
-            shipped.addresses.append(pod["status"]["podIP"])
-    deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)
-    shipped.containers = [f"{CONTAINER}-{i}" for i in range(2)]
-    for i, (pod, name) in enumerate(zip(pods, shipped.containers, strict=True)):
-        address = pod["status"]["podIP"]
-        env = {**SHORT_LIVED_CERTIFICATES, "AIFACTORY_PEERING_LIFETIME_SECONDS": str(PEERING_SECONDS)}
-        env["AIFACTORY_WEBHOOK_LISTEN"] = f"{address}:{WEBHOOK_PORT}"
-        argv = docker_run_argv(
-            deployment,
-            shipped.image,
-            name,
-            shipped.token.folder,
-            namespace,
-            layout.ports.apiserver,
-            env,
-            pod_name=pod["metadata"]["name"],
-        )
-        argv = [
-            a.replace("0.0.0.0:8080", f"{address}:8080").replace(
-                f"--metrics-port={SHIPPED_METRICS}", f"--metrics-port={SHIPPED_METRICS + i}"
-            )
-            for a in argv
-        ]
-        subprocess.run(argv, check=True, capture_output=True, text=True)
-    wait_for(
-        lambda: (
-            len(
-                (kube.get("kopf.dev/v1", "ClusterKopfPeering", "aifactory-operator") or {}).get("status")
-                or {}
-            )
-            == 2
-        ),
-        "both replicas in the peering record",
-        90,
-    )
-    time.sleep(3)  # each has seen the other's priority; the lower one has paused
-    before = [job_creates(SHIPPED_METRICS + i) for i in range(2)]
-    acted = [reconcile_writes(SHIPPED_METRICS + i) for i in range(2)]
-    # The Service routes to one replica only: whichever is active labelled its own pod.
-    [routed] = wait_for(lambda: len(r := routed_addresses(kube, namespace)) == 1 and r, "one routed replica", 30)
-    refusals_before = standby_refusals(SHIPPED_METRICS, SHIPPED_METRICS + 1)
-    create_through_webhook(kube, make_training("ha-1", shipped.tenant_namespace, nodes=1, duration="1s"))
-    wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-1") == "Succeeded", "ha-1 to succeed", 120)
-    created = [job_creates(SHIPPED_METRICS + i) - before[i] for i in range(2)]
-    assert sorted(created) == [0, 1], f"Jobs created by each replica: {created}"
-    active = created.index(1)
-    standby = 1 - active
-    assert routed == pods[active]["status"]["podIP"], "the Service routes to the active replica"
-    assert standby_refusals(SHIPPED_METRICS, SHIPPED_METRICS + 1) == refusals_before, (
-        "a call reached the paused replica"
-    )
-    paused_writes = reconcile_writes(SHIPPED_METRICS + standby) - acted[standby]
-    assert paused_writes == 0, (
-        f"the paused standby wrote {paused_writes} times: {writes(SHIPPED_METRICS + standby)}"
-    )
-
-    docker("kill", shipped.containers[active])
-    killed = time.monotonic()
-    create_through_webhook(kube, make_training("ha-2", shipped.tenant_namespace, nodes=1, duration="1s"))
-    wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2"), "the standby to take ha-2 up", 120)
-    takeover = time.monotonic() - killed
-    wait_for(
-        lambda: routed_addresses(kube, namespace) == [pods[standby]["status"]["podIP"]],
-        "the route to follow the new active replica",
-        30,
-    )
-    wait_for(lambda: phase(kube, shipped.tenant_namespace, "ha-2") == "Succeeded", "ha-2 to succeed", 120)
-    assert job_creates(SHIPPED_METRICS + standby) - before[standby] == 1
-    jobs = kube.list("batch/v1", "Job", namespace=shipped.tenant_namespace)
-    per_attempt = Counter(
-        (
-            j["metadata"]["labels"].get("aifactory.dev/trainingjob"),
-            j["metadata"]["labels"].get("aifactory.dev/attempt"),
-        )
-        for j in jobs
-    )
-    assert all(n == 1 for n in per_attempt.values()), per_attempt
-    print(
-        f"standby took over {takeover:.1f}s after the active replica was killed (peering lifetime {PEERING_SECONDS}s)"
-    )
-    assert takeover < PEERING_SECONDS + 30
-
-
-def ready_pods(kube: Kube, namespace: str) -> list[dict]:
-    return [
-        p
-        for p in kube.list("v1", "Pod", namespace=namespace)
-        if p["status"].get("podIP")
-        and p["status"].get("phase") == "Running"
-        and not p["metadata"].get("deletionTimestamp")
-    ]
-
-
 def routed_addresses(kube: Kube, namespace: str) -> list[str]:
     """The ready endpoint addresses of the chart's webhook Service."""
     slices = kube.list(
@@ -566,54 +434,6 @@ def routed_addresses(kube: Kube, namespace: str) -> list[str]:
         if (endpoint.get("conditions") or {}).get("ready")
         for address in endpoint["addresses"]
     )
-
-
-def standby_refusals(*metrics_ports: int) -> float:
-    """Admission calls answered 'on standby' by any replica, from its metrics."""
-    return sum(
-        value(scrape(port), "aifactory_admission_standby_refusals_total") or 0.0 for port in metrics_ports
-    )
-
-
-# Writes every replica makes whether it is active or not: its webhook's TLS and configurations.
-EVERY_REPLICA_WRITES = {"Secret", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Event"}
-
-
-def writes(metrics_port: int) -> Counter[tuple[str, str]]:
-    """API writes this replica sent, by (kind, verb), from its aifactory_api_writes_total."""
-    counted: Counter[tuple[str, str]] = Counter()
-    for labels, count in scrape(metrics_port).get("aifactory_api_writes_total", []):
-        counted[(labels["kind"], labels["verb"])] += count
-    return counted
-
-
-def job_creates(metrics_port: int) -> float:
-    return writes(metrics_port)[("Job", "create")]
-
-
-def reconcile_writes(metrics_port: int) -> float:
-    """Writes only the active replica may make: everything but EVERY_REPLICA_WRITES."""
-    return sum(n for (kind, _), n in writes(metrics_port).items() if kind not in EVERY_REPLICA_WRITES)
-
-
-def create_through_webhook(kube: Kube, body: dict) -> None:
-    """Creates `body`, trying again while the API server picks the endpoint of a killed or paused
-    replica (its pod is still Ready: KWOK does not run probes)."""
-
-    def created() -> bool:
-        try:
-            kube.resource(body["apiVersion"], body["kind"]).create(
-                body=body, namespace=body["metadata"]["namespace"]
-            )
-        except ApiException as error:
-            # A killed replica's address refuses the call; a paused one refuses to judge (its view
-            # is stale, since kopf stops a paused replica's watches): both are tried again.
-            if "failed calling webhook" in str(error.body) or "on standby (peering)" in str(error.body):
-                return False
-            raise
-        return True
-
-    wait_for(created, f"{body['metadata']['name']} to be admitted", 60)
 
 
 def test_with_the_container_stopped_the_webhook_fails_closed(shipped):

@@ -136,6 +136,12 @@ def stop_node(layout: Layout) -> None:
     OWNER_FILE.unlink(missing_ok=True)
 
 
+def process_ids(layout: Layout) -> dict[str, int]:
+    """The pid of each of the node's processes (containerd, kubelet, kube-proxy) that runs now."""
+    node = NodeLayout(layout)
+    return {p.name: p.pid for p in _load_state(node) if is_running(p.pid, p.executable)}
+
+
 def _other_owner(layout: Layout) -> Path | None:
     """The folder of another cluster whose node still runs here, if any."""
     if not OWNER_FILE.exists():
