@@ -2,14 +2,15 @@
 # The Docker engine `make image` builds with: Debian's docker.io (no engine is preinstalled here).
 #
 # Usage: docker-engine.sh start   installs the system packages the image and bundle need when they
-#                                 are missing (docker.io, debootstrap, skopeo, strace; root), starts dockerd
+#                                 are missing (docker.io, debootstrap, skopeo, strace, and runc,
+#                                 containernetworking-plugins, iptables for the real node; root), starts dockerd
 #                                 unless an engine answers; prints "started" or "running".
 #        docker-engine.sh stop    stops the dockerd this script started, and only that one.
 set -euo pipefail
 
 cache_root=${AIFACTORY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aifactory}
 pidfile=/run/aifactory-dockerd.pid
-packages=(docker.io debootstrap skopeo strace)
+packages=(docker.io debootstrap skopeo strace runc containernetworking-plugins iptables)
 
 install_packages() {
   local missing=()
@@ -17,6 +18,10 @@ install_packages() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v skopeo >/dev/null || missing+=(skopeo)
   command -v strace >/dev/null || missing+=(strace)  # the air-gap test traces connections
+  # The real node of tests/e2e/test_real_node.py (docs/real-node.md).
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || { echo "error: installing ${missing[*]} needs root (apt-get)" >&2; exit 1; }
   echo "installing ${missing[*]} from Debian's packages" >&2
