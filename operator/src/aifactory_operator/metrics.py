@@ -88,7 +88,12 @@ TENANT_GPUS_IN_USE = Gauge(
 )
 TENANT_GPU_QUOTA = Gauge(
     "aifactory_tenant_gpu_quota",
-    "GPUs of a product a tenant may hold (spec.tenants[].gpuQuota).",
+    "GPUs of a product a tenant may always hold: its nominal share (spec.tenants[].gpuQuota[].gpus).",
+    ["factory", "tenant", "product"],
+)
+TENANT_GPUS_BORROWED = Gauge(
+    "aifactory_tenant_gpus_borrowed",
+    "GPUs a tenant holds above its share, borrowed from other tenants' idle quota (borrowingLimit).",
     ["factory", "tenant", "product"],
 )
 
@@ -117,11 +122,14 @@ def publish_pools(factory: str, pools: Mapping[str, tuple[int, int]]) -> None:
     publish(POOL_GPUS_IN_USE, factory, {(pool,): used for pool, (_, used) in pools.items()})
 
 
-def publish_training(factory: str, queued: int, tenants: Mapping[tuple[str, str], tuple[int, int]]) -> None:
-    """The queue length, and (tenant, product) -> (quota, GPUs in use)."""
+def publish_training(
+    factory: str, queued: int, tenants: Mapping[tuple[str, str], tuple[int, int, int]]
+) -> None:
+    """The queue length, and (tenant, product) -> (quota, GPUs in use, GPUs borrowed)."""
     TRAINING_QUEUE_LENGTH.labels(factory).set(queued)
-    publish(TENANT_GPU_QUOTA, factory, {key: quota for key, (quota, _) in tenants.items()})
-    publish(TENANT_GPUS_IN_USE, factory, {key: used for key, (_, used) in tenants.items()})
+    publish(TENANT_GPU_QUOTA, factory, {key: quota for key, (quota, _, _) in tenants.items()})
+    publish(TENANT_GPUS_IN_USE, factory, {key: used for key, (_, used, _) in tenants.items()})
+    publish(TENANT_GPUS_BORROWED, factory, {key: lent for key, (_, _, lent) in tenants.items()})
 
 
 def publish_audit_head(entries: int, head: str) -> None:

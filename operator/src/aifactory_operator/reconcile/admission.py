@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
+from .quota_book import QuotaBook
 from .resources import FrozenAmounts, short_of
 from .topology_index import DomainIndex
 
@@ -145,15 +146,16 @@ class FreeGPUs:
 def admit(
     requests: list[Request],
     nodes: list[NodeSlot],
-    quota_left: dict[tuple[str, str], int],
+    quota_left: dict[tuple[str, str], int] | QuotaBook,
     *,
     now: datetime,
     starvation_seconds: float,
     max_admissions: int | None = None,
 ) -> Decision:
-    """Admits what fits, in queue order, and says for every other job why it waits."""
+    """Admits what fits, in queue order, and says for every other job why it waits. `quota_left` is
+    a QuotaBook (borrowing and lending, quota_book.py) or what each (tenant, product) has left."""
     free = FreeGPUs(nodes)
-    quota = dict(quota_left)
+    quota = quota_left.copy() if isinstance(quota_left, QuotaBook) else QuotaBook.plain(quota_left)
     blocked: dict[str, str] = {}  # pool -> the starved head job blocking backfill there
     # Free GPUs only shrink during a decision, so a shape that did not fit will not fit later;
     # its explanation (every part of which the shape fixes) holds until the next admission.
@@ -175,19 +177,15 @@ def admit(
             decision.waiting[request.key] = (
                 f"waiting behind {blocked[request.pool]}, which has waited longest"
             )
-        elif quota.get((request.tenant, request.product), 0) < request.gpus:
-            left = quota.get((request.tenant, request.product), 0)
-            decision.waiting[request.key] = (
-                f"waiting for quota: tenant '{request.tenant}' has {left} {request.product} GPUs left"
-                f" and the job needs {request.gpus}"
-            )
+        elif quota.room((request.tenant, request.product)) < request.gpus:
+            decision.waiting[request.key] = quota.explain((request.tenant, request.product), request.gpus)
         elif shape in fitting or (decision.capped and shape not in unplaceable and place(request, free)):
             fitting.add(shape)  # nothing is taken once capped, so the shape keeps fitting
             decision.waiting[request.key] = full
         elif shape not in unplaceable and (grant := place(request, free)):
             for name in grant.nodes:
                 free.take(name, request.gpus_per_node, request.worker)
-            quota[(request.tenant, request.product)] -= request.gpus
+            quota.take((request.tenant, request.product), request.gpus)
             decision.admitted[request.key] = grant
             decision.capped = max_admissions is not None and len(decision.admitted) >= max_admissions
             continue

@@ -13,6 +13,7 @@ from .conditions import Outcome
 from .ledger import Ledger
 from .nodepools import PodOnNode
 from .podsecurity import node_share
+from .quota_book import QuotaBook
 from .resources import Amounts, fits, parse_amounts
 from .serving import DeploymentView, Endpoint, find_endpoint_problems, finish_endpoint
 
@@ -80,7 +81,7 @@ def settle_endpoint(
     item: Endpoint,
     decision: Decision,
     free_gpus: dict[str, int],
-    quota: dict[tuple[str, str], int],
+    quota: QuotaBook,
     statuses: Statuses,
     apply: list[Obj],
 ) -> None:
@@ -94,7 +95,8 @@ def settle_endpoint(
         statuses[item.key] = (item.status, Outcome.progressing("InsufficientCapacity", item.status["reason"]))
         return
     room = sum(max(free, 0) // per_replica for free in free_gpus.values())
-    quota_left = max(quota.get((item.tenant.name, item.pool.gpu_product), 0), 0)
+    # Endpoints grow within their tenant's own share (not on borrowed quota).
+    quota_left = max(quota.left((item.tenant.name, item.pool.gpu_product)), 0)
     finish_endpoint(item, factory.name, room, quota_left, factory.spec.sovereignty.jurisdiction)
     apply.extend(item.apply)
     assert item.outcome is not None

@@ -46,8 +46,9 @@ def construct_namespace(factory: AIFactory, tenant: Tenant, name: str, *, create
 
 
 def construct_resource_quota(factory: AIFactory, tenant: Tenant, namespace: str) -> Obj:
-    """The tenant's total GPUs as a ResourceQuota; the per-product split is kept by our admission."""
-    total = sum(q.gpus for q in tenant.gpu_quota)
+    """The most GPUs the tenant may hold (shares plus borrowing limits) as a ResourceQuota: a ceiling
+    for pods that bypass us; the per-product split and borrowing are kept by our admission."""
+    total = sum(q.gpus + q.borrowing_limit for q in tenant.gpu_quota)
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",

@@ -39,6 +39,7 @@ from .gang_protocol import (
 from .gang_views import BatchJob, UnschedulablePod
 from .ledger import GangHold, Ledger, construct_ledger
 from .nodepools import Node, PodOnNode, all_taints, is_node_ready
+from .quota_book import QuotaBook, Share
 from .resources import Amounts, freeze, parse_amounts
 from .serving import DeploymentView, Endpoint, endpoint_request
 from .serving_admission import endpoint_items, hold_replicas, replica_amounts, settle_endpoint
@@ -61,10 +62,12 @@ class TrainingConfig:
 
 
 class TenantGpus(NamedTuple):
-    """A tenant's quota for one GPU product and what admitted work holds of it."""
+    """A tenant's quota for one GPU product, what admitted work holds, and how much of that is
+    borrowed from other tenants' idle quota."""
 
     quota: int
     in_use: int
+    borrowed: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class _Books:
     ledger: Ledger
     slots: list[NodeSlot]
     holds: list[GangHold]
-    quota: dict[tuple[str, str], int]
+    quota: QuotaBook
 
 
 def key_of(job: TrainingJob) -> str:
@@ -327,20 +330,18 @@ def _account(
     }
     holds = [hold for t in tracked for hold in _holds(t)]
     ledger = construct_ledger(allocatable, pods, holds)
-    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
+    quota = quota_book(factory)
     for t in tracked:
         if (
             t.tenant is not None
             and t.pool is not None
             and (life.holds_nodes(t.status) or (t.view.stale and _holds(t)))
         ):
-            product = (t.tenant.name, t.pool.gpu_product)
-            quota[product] = quota.get(product, 0) - t.job.spec.nodes * t.job.spec.gpus_per_node
+            quota.take((t.tenant.name, t.pool.gpu_product), t.job.spec.nodes * t.job.spec.gpus_per_node)
     slots = [_slot(n, ledger) for n in ready]
     for item in serving:
         if item.admitted:
-            product = (item.tenant.name, item.pool.gpu_product)
-            quota[product] = quota.get(product, 0) - item.gpus
+            quota.take((item.tenant.name, item.pool.gpu_product), item.gpus)
             hold_replicas(ledger, item, slots, pods)
     return _Books(ledger, [_slot(n, ledger) for n in ready], holds, quota)
 
@@ -356,18 +357,6 @@ def _offered_nodes(factory: AIFactory, nodes: list[Node]) -> list[Node]:
         and (pool := pools.get(n["metadata"].get("labels", {}).get(LABEL_POOL, "")))
         and not has_foreign_blocking_taint(n, pool)
     ]
-
-
-def _quota_left(factory: AIFactory, tracked: list[_Tracked]) -> dict[tuple[str, str], int]:
-    """Each tenant's quota per product less what its holding gangs take (stale ones included)."""
-    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
-    for t in tracked:
-        if t.tenant is None or t.pool is None:
-            continue
-        if life.holds_nodes(t.status) or (t.view.stale and _holds(t)):
-            product = (t.tenant.name, t.pool.gpu_product)
-            quota[product] = quota.get(product, 0) - t.job.spec.nodes * t.job.spec.gpus_per_node
-    return quota
 
 
 def _holds(tracked: _Tracked) -> list[GangHold]:
@@ -467,7 +456,7 @@ def _admit_queue(
     )
     plan.capped = decision.capped
     _book_grants(decision, requests, books)
-    plan.tenant_gpus = summarize_tenant_gpus(factory, books.quota)
+    plan.tenant_gpus = summarize_tenant_gpus(books.quota)
     for item in serving:
         free = {s.name: books.ledger.free_gpus(s.name) for s in books.slots if s.pool == item.pool.name}
         settle_endpoint(factory, item, decision, free, books.quota, plan.statuses, plan.apply)
@@ -498,8 +487,7 @@ def _book_grants(decision: Decision, requests: list[Request], books: _Books) -> 
         taken = ((GPU_RESOURCE, request.gpus_per_node * 1000), *request.worker)
         for name in grant.nodes:
             books.ledger.add(name, taken)
-        granted = (request.tenant, request.product)
-        books.quota[granted] = books.quota.get(granted, 0) - request.gpus
+        books.quota.take((request.tenant, request.product), request.gpus)
 
 
 def _non_gpu(amounts: Amounts) -> Amounts:
@@ -587,28 +575,45 @@ def find_problems(
             continue
         use = DataUse(path, dataset.spec.jurisdiction, dataset.spec.classification)
         problems += check_data_use(factory, tenant, pool, use)
-    quota = sum(q.gpus for q in tenant.gpu_quota if q.product == pool.gpu_product)
-    if quota < job.spec.nodes * job.spec.gpus_per_node:
-        problems.append(
-            Violation(
-                "quota",
-                "spec.nodes",
-                f"the job needs {job.spec.nodes * job.spec.gpus_per_node} {pool.gpu_product} GPUs"
-                f" but tenant '{tenant.name}' may hold {quota}",
-            )
-        )
+    problems += quota_problems(job, tenant, pool)
     return problems
 
 
-def summarize_tenant_gpus(
-    factory: AIFactory, quota_left: dict[tuple[str, str], int]
-) -> dict[tuple[str, str], TenantGpus]:
-    """(tenant, product) -> quota and GPUs held, from what the accounting left of each quota."""
-    quota = {(t.name, q.product): q.gpus for t in factory.spec.tenants for q in t.gpu_quota}
+def quota_problems(job: TrainingJob, tenant: Tenant, pool: NodePool) -> list[Violation]:
+    """A job larger than its tenant's share plus borrowing limit can never run."""
+    shares = [q for q in tenant.gpu_quota if q.product == pool.gpu_product]
+    quota = sum(q.gpus + q.borrowing_limit for q in shares)
+    if quota >= job.spec.nodes * job.spec.gpus_per_node:
+        return []
+    borrowing = sum(q.borrowing_limit for q in shares)
+    return [
+        Violation(
+            "quota",
+            "spec.nodes",
+            f"the job needs {job.spec.nodes * job.spec.gpus_per_node} {pool.gpu_product} GPUs"
+            f" but tenant '{tenant.name}' may hold {quota}"
+            + (f" (its share {quota - borrowing} and borrowing limit {borrowing})" if borrowing else ""),
+        )
+    ]
+
+
+def summarize_tenant_gpus(quota: QuotaBook) -> dict[tuple[str, str], TenantGpus]:
+    """(tenant, product) -> nominal quota, GPUs held and GPUs of it borrowed from other tenants."""
     return {
-        key: TenantGpus(quota.get(key, 0), quota.get(key, 0) - quota_left.get(key, 0))
-        for key in sorted(quota.keys() | quota_left.keys())
+        key: TenantGpus(quota.share(key).nominal, quota.used.get(key, 0), quota.borrowed(key))
+        for key in sorted(quota.shares.keys() | quota.used.keys())
     }
+
+
+def quota_book(factory: AIFactory) -> QuotaBook:
+    """Every tenant's share of every product, with its borrowing and lending limits; nothing used."""
+    return QuotaBook(
+        {
+            (t.name, q.product): Share(q.gpus, q.borrowing_limit, q.lending_limit)
+            for t in factory.spec.tenants
+            for q in t.gpu_quota
+        }
+    )
 
 
 def seconds_since_creation(job: TrainingJob, now: datetime) -> float:

@@ -167,12 +167,30 @@ class Storage(ApiModel):
 
 
 class GpuQuota(ApiModel):
-    """A tenant's share of one GPU product."""
+    """A tenant's share of one GPU product, and how it borrows and lends within the factory."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.lendingLimit) || self.lendingLimit <= self.gpus",
+                    "message": "lendingLimit cannot exceed gpus: a tenant lends only from its own share",
+                    "fieldPath": ".lendingLimit",
+                }
+            ]
+        }
+    }
 
     product: Annotated[str, Field(min_length=1, max_length=63)]
     """GPU product, as in nodePools[].gpuProduct."""
     gpus: Annotated[int, Field(ge=0, le=1000000)]
-    """GPUs of this product the tenant may hold at once (training and serving together)."""
+    """The tenant's nominal share: GPUs of this product it may always hold at once (training and
+    serving together)."""
+    borrowing_limit: Annotated[int, Field(ge=0, le=1000000)] = 0
+    """How many GPUs above its share the tenant's training jobs may hold, borrowed from quota other
+    tenants leave idle (and lend). 0: no borrowing."""
+    lending_limit: Annotated[int | None, Field(ge=0, le=1000000)] = None
+    """How many of its idle GPUs other tenants may borrow; at most gpus. Unset: all of them."""
 
 
 class Tenant(ApiModel):
