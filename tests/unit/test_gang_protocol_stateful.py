@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 from aifactory_operator.handlers import training
 from aifactory_operator.handlers.training import LoopMemory, tick_once
 from aifactory_operator.reconcile import gang_protocol
+from aifactory_operator.reconcile.quota_book import QuotaBook
 from aifactory_operator.reconcile.training import TrainingConfig
 from builders import make_factory, make_node, make_pool, make_tenant
 
@@ -34,11 +35,21 @@ CONFIG = TrainingConfig(starvation_seconds=60, backoff_seconds=5, unschedulable_
 STEPS = 50  # per example; x EXAMPLES below is the number of steps a run of `make test` takes
 EXAMPLES = 60
 MIN_STEPS = 2000
+H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 def factory(nodes: int):
-    tenant = make_tenant("research", gpuQuota=[{"product": "NVIDIA-H100-80GB-HBM3", "gpus": 8 * nodes}])
-    return make_factory(pools=[make_pool(nodes=nodes)], tenants=[tenant])
+    """research's share is all but two nodes; it may borrow one node's worth, which the idle
+    lender lends (lendingLimit 8), so it may never hold more than all but one node."""
+    research = make_tenant(
+        "research", gpuQuota=[{"product": H100, "gpus": 8 * (nodes - 2), "borrowingLimit": 8}]
+    )
+    lender = make_tenant("lender", gpuQuota=[{"product": H100, "gpus": 16, "lendingLimit": 8}])
+    return make_factory(pools=[make_pool(nodes=nodes)], tenants=[research, lender])
+
+
+def research_may_hold(nodes: int) -> int:
+    return 8 * (nodes - 1)
 
 
 class GangProtocol(RuleBasedStateMachine):
@@ -47,9 +58,10 @@ class GangProtocol(RuleBasedStateMachine):
     steps = 0  # over every example of a run: the run must take at least MIN_STEPS
     finished = 0  # gangs that succeeded, so a run that never admits anything cannot pass
 
-    @initialize(nodes=st.integers(2, 5))
+    @initialize(nodes=st.integers(3, 5))
     def start(self, nodes: int) -> None:
         self.factory = factory(nodes)
+        self.may_hold = research_may_hold(nodes)
         self.world = World([make_node(f"de-1-h100-{i}") for i in range(nodes)])
         self.memory = LoopMemory()
         self.submitted = 0
@@ -57,7 +69,7 @@ class GangProtocol(RuleBasedStateMachine):
 
     @rule(nodes=st.integers(1, 3), gpus=st.sampled_from([2, 4, 8]), duration=st.integers(1, 4))
     def submit(self, nodes: int, gpus: int, duration: int) -> None:
-        if nodes <= len(self.world.nodes) and self.submitted < 12:
+        if nodes <= len(self.world.nodes) and nodes * gpus <= self.may_hold and self.submitted < 12:
             self.world.submit(f"job-{self.submitted}", nodes, gpus, duration)
             self.submitted += 1
             self.world.snapshot()
@@ -135,6 +147,13 @@ class GangProtocol(RuleBasedStateMachine):
         assert self.world.decided_twice() == [], self._story()
 
     @invariant()
+    def within_share_and_borrowing(self) -> None:
+        """Whatever the views show, the tenant's live gangs never hold more than its share plus
+        what it may borrow (a stale view that hid a hold would admit past it)."""
+        held = sum(amounts.get("nvidia.com/gpu", 0) for amounts in self.world.gang_reservations().values())
+        assert held // 1000 <= self.may_hold, f"research holds {held // 1000} GPUs\n{self._story()}"
+
+    @invariant()
     def statuses_follow_their_jobs(self) -> None:
         assert self.world.mismatches() == [], self._story()
 
@@ -189,6 +208,14 @@ def test_the_protocol_holds_its_invariants_under_lag_faults_and_restarts():
     assert GangProtocol.steps >= MIN_STEPS, f"only {GangProtocol.steps} steps ran"
     assert GangProtocol.finished >= EXAMPLES, f"only {GangProtocol.finished} gangs finished"
     print(f"{GangProtocol.steps} steps, {GangProtocol.finished} gangs finished")
+
+
+def test_the_state_machine_catches_a_loop_that_ignores_the_borrowing_limits(monkeypatch):
+    """A test of the test: admission that lets a tenant take anything it asks for is caught."""
+    monkeypatch.setattr(QuotaBook, "room", lambda self, key: 10**6)
+    with pytest.raises(AssertionError, match="research holds"):
+        unshrunk = settings(PROTOCOL, max_examples=20, phases=[Phase.generate], report_multiple_bugs=False)
+        run_state_machine_as_test(GangProtocol, settings=unshrunk)
 
 
 def test_the_state_machine_catches_a_loop_that_decides_twice(monkeypatch):
