@@ -3,12 +3,13 @@ another lends, up to the lender's lendingLimit and no further; the lender's own 
 capacity, not for quota; borrowed GPUs show in the operator's metrics."""
 
 import pytest
+import yaml
 from factories import make_factory, make_tenant
 from test_metrics import scrape, value
 from test_training import POOL, STORAGE, delete_all, make_training, training, wait_phase
 
 from aifactory_operator.constants import API_VERSION
-from conftest import create_refusal, unique, wait_for
+from conftest import REPO, create_refusal, unique, wait_for
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 
@@ -102,3 +103,11 @@ def test_a_lending_limit_above_the_share_is_refused_by_the_api_server(kube):
     tenant = make_tenant("t", unique("lend"), gpuQuota=[{"product": H100, "gpus": 8, "lendingLimit": 9}])
     refusal = create_refusal(kube, make_factory(unique("lend"), pools=[POOL], tenants=[tenant]), 422)
     assert "lendingLimit cannot exceed gpus" in refusal, refusal
+
+
+def test_the_worked_example_is_accepted_and_weights_must_name_tenants(kube):
+    example = yaml.safe_load((REPO / "examples" / "06-sharing.yaml").read_text())
+    assert kube.dry_run_refusal(example) is None
+    example["spec"]["scheduling"]["fairSharing"]["weights"]["nobody"] = 3
+    refusal = kube.dry_run_refusal(example)
+    assert refusal and "every key of scheduling.fairSharing.weights must name a tenant" in refusal, refusal

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aifactory_operator.reconcile.admission import NodeSlot, Request, admit
+from aifactory_operator.api.v1alpha1.aifactory import AIFactory
+from aifactory_operator.reconcile.admission import Fairness, NodeSlot, Request, admit
 from aifactory_operator.reconcile.quota_book import QuotaBook, Share
+from aifactory_operator.reconcile.training import fairness_of, quota_book
+from builders import make_factory_body, make_tenant
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 P = "H100"
@@ -138,3 +141,75 @@ def test_a_plain_quota_mapping_still_means_no_borrowing():
         decision.waiting["r0"]
         == "waiting for quota: tenant 'research' has 8 H100 GPUs left and the job needs 16"
     )
+
+
+def fairness(**weights: float) -> Fairness:
+    return Fairness(dict(weights), {}, {P: 64})
+
+
+def test_without_fair_sharing_the_oldest_job_goes_first_whatever_its_tenant():
+    nodes = [node(f"n{i}") for i in range(2)]
+    queue = [job("a0", "a", 1), job("a1", "a", 1), job("b0", "b", 1)]
+    decision = admit(queue, nodes, {("a", P): 64, ("b", P): 64}, now=NOW, starvation_seconds=300)
+    assert sorted(decision.admitted) == ["a0", "a1"]
+
+
+def test_with_fair_sharing_tenants_of_equal_weight_take_turns():
+    nodes = [node(f"n{i}") for i in range(2)]
+    queue = [job("a0", "a", 1), job("a1", "a", 1), job("b0", "b", 1)]
+    quota = {("a", P): 64, ("b", P): 64}
+    decision = admit(queue, nodes, quota, now=NOW, starvation_seconds=300, fairness=fairness())
+    assert sorted(decision.admitted) == ["a0", "b0"]
+    assert decision.positions["a1"] == 1
+
+
+def test_a_tenant_already_holding_gpus_waits_its_turn_and_priority_still_comes_first():
+    nodes = [node(f"n{i}") for i in range(2)]
+    held = Fairness({}, {("a", P): 16}, {P: 64})
+    queue = [job("a0", "a", 1), job("b0", "b", 1), job("b1", "b", 1), job("a-urgent", "a", 1, priority=10)]
+    quota = {("a", P): 64, ("b", P): 64}
+    decision = admit(queue, nodes, quota, now=NOW, starvation_seconds=300, fairness=held)
+    assert sorted(decision.admitted) == ["a-urgent", "b0"]
+    assert held.used == {("a", P): 16}, "admit() counts its grants on a copy"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    light=st.integers(1, 8),
+    extra=st.integers(0, 8),
+    capacity=st.integers(1, 12),
+    jobs=st.integers(1, 12),
+)
+def test_more_weight_never_means_fewer_admissions(light, extra, capacity, jobs):
+    """Two tenants with the same queue of one-node jobs compete for `capacity` nodes (the lighter
+    one's jobs are older). The one with more weight gets at least as many nodes, the
+    shares end within one job of each other's weighted share, and no node is left idle."""
+    nodes = [node(f"n{i:02}") for i in range(capacity)]
+    queue = [job(f"{t}{i:02}", t, 1) for i in range(jobs) for t in ("a-light", "b-heavy")]
+    quota = {("a-light", P): 1000, ("b-heavy", P): 1000}
+    w_light, w_heavy = light, light + extra
+    weights = fairness(**{"a-light": w_light, "b-heavy": w_heavy})
+    decision = admit(queue, nodes, quota, now=NOW, starvation_seconds=300, fairness=weights)
+    heavy = sum(1 for k in decision.admitted if k.startswith("b-heavy"))
+    lighter = sum(1 for k in decision.admitted if k.startswith("a-light"))
+    assert heavy + lighter == min(capacity, 2 * jobs), "fairness never leaves capacity idle"
+    if heavy < jobs and lighter < jobs:  # both still had jobs waiting
+        assert heavy >= lighter or extra == 0
+        assert abs(heavy / w_heavy - lighter / w_light) <= 1 / min(w_light, w_heavy) + 1e-9
+
+
+def test_the_factory_turns_fair_sharing_on_with_its_weights_and_what_tenants_hold():
+    body = make_factory_body(
+        tenants=[
+            make_tenant("a", gpuQuota=[{"product": P, "gpus": 16}]),
+            make_tenant("b", gpuQuota=[{"product": P, "gpus": 48}]),
+        ]
+    )
+    assert fairness_of(AIFactory.model_validate(body), quota_book(AIFactory.model_validate(body))) is None
+    body["spec"]["scheduling"] = {"fairSharing": {"weights": {"b": 3}}}
+    factory = AIFactory.model_validate(body)
+    quota = quota_book(factory)
+    quota.take(("b", P), 32)
+    fair = fairness_of(factory, quota)
+    assert fair is not None and fair.totals == {P: 64} and fair.weights == {"b": 3.0}
+    assert fair.share("b") == 0.5 / 3 and fair.share("a") == 0.0

@@ -15,7 +15,7 @@ next one.
 import bisect
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 
@@ -151,6 +151,7 @@ def admit(
     now: datetime,
     starvation_seconds: float,
     max_admissions: int | None = None,
+    fairness: "Fairness | None" = None,
 ) -> Decision:
     """Admits what fits, in queue order, and says for every other job why it waits. `quota_left` is
     a QuotaBook (borrowing and lending, quota_book.py) or what each (tenant, product) has left."""
@@ -164,15 +165,10 @@ def admit(
     full = f"fits; admitted by the next decision (this one admitted {max_admissions}, its limit)"
     decision = Decision()
     position = 0
-    for request in queue_order(requests):
-        shape: Shape = (  # one that failed stays failed until a grant
-            request.pool,
-            request.gpus_per_node,
-            request.nodes,
-            request.topology_mode,
-            request.topology_level,
-            request.worker,
-        )
+    fairness = replace(fairness, used=dict(fairness.used)) if fairness else None  # shares grow on a copy
+    order = fair_order(requests, fairness) if fairness else iter(queue_order(requests))
+    for request in order:
+        shape = shape_of(request)  # one that failed stays failed until a grant
         if request.pool in blocked:
             decision.waiting[request.key] = (
                 f"waiting behind {blocked[request.pool]}, which has waited longest"
@@ -186,6 +182,8 @@ def admit(
             for name in grant.nodes:
                 free.take(name, request.gpus_per_node, request.worker)
             quota.take((request.tenant, request.product), request.gpus)
+            if fairness:
+                fairness.took(request)
             decision.admitted[request.key] = grant
             decision.capped = max_admissions is not None and len(decision.admitted) >= max_admissions
             continue
@@ -200,6 +198,17 @@ def admit(
         position += 1
         decision.positions[request.key] = position
     return decision
+
+
+def shape_of(request: Request) -> Shape:
+    return (
+        request.pool,
+        request.gpus_per_node,
+        request.nodes,
+        request.topology_mode,
+        request.topology_level,
+        request.worker,
+    )
 
 
 def place(request: Request, free: FreeGPUs) -> Grant | None:
@@ -273,3 +282,50 @@ def explain_capacity(request: Request, free: FreeGPUs) -> str:
 
 def _grant(nodes: list[NodeSlot], level: str) -> Grant:
     return Grant(nodes=[n.name for n in nodes], domains=sorted({n.domains.get(level, n.name) for n in nodes}))
+
+
+@dataclass
+class Fairness:
+    """Fair sharing between tenants of equal priority: the next job is the oldest of the tenant
+    with the lowest weighted dominant share, its GPUs in use per product over the product's total
+    nominal quota, divided by its weight (1 when not listed). Shares grow as the decision admits."""
+
+    weights: dict[str, float]
+    used: dict[tuple[str, str], int]  # (tenant, product) -> GPUs held
+    totals: dict[str, int]  # product -> the tenants' nominal quotas together
+
+    def share(self, tenant: str) -> float:
+        dominant = max(
+            (
+                gpus / max(self.totals.get(product, 0), 1)
+                for (t, product), gpus in self.used.items()
+                if t == tenant
+            ),
+            default=0.0,
+        )
+        return dominant / self.weights.get(tenant, 1.0)
+
+    def took(self, request: Request) -> None:
+        key = (request.tenant, request.product)
+        self.used[key] = self.used.get(key, 0) + request.gpus
+
+
+def _turn(fairness: Fairness, tenant: str, head: Request) -> tuple[float, float, str, str]:
+    """Lowest weighted share first; on a tie the heavier tenant, then the older job."""
+    return (fairness.share(tenant), -fairness.weights.get(tenant, 1.0), head.created, head.key)
+
+
+def fair_order(requests: list[Request], fairness: Fairness) -> Iterator[Request]:
+    """Priority first; within a priority, tenant by tenant by weighted share, the heavier tenant on
+    a tie (oldest job of the tenant first). Reads the shares afresh for every pick, so what the
+    caller admits (and reports with fairness.took) moves its tenant back."""
+    by_priority: dict[int, dict[str, list[Request]]] = defaultdict(lambda: defaultdict(list))
+    for request in reversed(queue_order(requests)):
+        by_priority[request.priority][request.tenant].append(request)  # oldest last: pop() is O(1)
+    for priority in sorted(by_priority, reverse=True):
+        queues = by_priority[priority]
+        while queues:
+            tenant = min(queues, key=lambda t: _turn(fairness, t, queues[t][-1]))
+            yield queues[tenant].pop()
+            if not queues[tenant]:
+                del queues[tenant]

@@ -22,7 +22,7 @@ from ..constants import (
 from ..policy.data_use import DataUse, check_data_use, check_pool_use
 from ..policy.violations import Violation
 from . import training_lifecycle as life
-from .admission import Decision, NodeSlot, Request, admit
+from .admission import Decision, Fairness, NodeSlot, Request, admit
 from .conditions import Outcome
 from .gang_invariants import UNSCHEDULABLE, Breach, check_overcommit, check_unschedulable, mismatch_breach
 from .gang_protocol import (
@@ -453,6 +453,7 @@ def _admit_queue(
         now=now,
         starvation_seconds=config.starvation_seconds,
         max_admissions=config.admissions_per_tick,
+        fairness=fairness_of(factory, books.quota),
     )
     plan.capped = decision.capped
     _book_grants(decision, requests, books)
@@ -603,6 +604,18 @@ def summarize_tenant_gpus(quota: QuotaBook) -> dict[tuple[str, str], TenantGpus]
         key: TenantGpus(quota.share(key).nominal, quota.used.get(key, 0), quota.borrowed(key))
         for key in sorted(quota.shares.keys() | quota.used.keys())
     }
+
+
+def fairness_of(factory: AIFactory, quota: QuotaBook) -> Fairness | None:
+    """The factory's fair sharing, with what each tenant holds now; None when it has none."""
+    scheduling = factory.spec.scheduling
+    if scheduling is None or scheduling.fair_sharing is None:
+        return None
+    totals: dict[str, int] = {}
+    for (_, product), share in quota.shares.items():
+        totals[product] = totals.get(product, 0) + share.nominal
+    weights = {tenant: float(weight) for tenant, weight in scheduling.fair_sharing.weights.items()}
+    return Fairness(weights, dict(quota.used), totals)
 
 
 def quota_book(factory: AIFactory) -> QuotaBook:

@@ -212,6 +212,23 @@ class Tenant(ApiModel):
     PriorityClass, list it here: the API server fills it into pods that name none."""
 
 
+class FairSharing(ApiModel):
+    """How tenants of equal priority share free capacity (docs/sharing.md)."""
+
+    weights: Annotated[dict[str, Annotated[int, Field(ge=1, le=1000)]], Field(max_length=100)] = {}
+    """Weight per tenant name (1 when not listed): a tenant with twice the weight gets its jobs
+    admitted until it holds twice the share of GPUs before another tenant's turn."""
+
+
+class Scheduling(ApiModel):
+    """How the factory's tenants share its GPUs beyond their quotas."""
+
+    fair_sharing: FairSharing | None = None
+    """Set: among jobs of equal priority, the tenant with the lowest weighted dominant share goes
+    first (its GPUs in use per product over the product's total quota, divided by its weight).
+    Unset: oldest job first, whatever its tenant."""
+
+
 class AIFactorySpec(ApiModel):
     """The desired sovereign GPU cluster."""
 
@@ -242,6 +259,14 @@ class AIFactorySpec(ApiModel):
                     "message": "every tenants[].clearance must be one of sovereignty.classificationLevels",
                     "fieldPath": ".tenants",
                 },
+                {
+                    "rule": "!has(self.scheduling) || !has(self.scheduling.fairSharing)"
+                    " || !has(self.scheduling.fairSharing.weights)"
+                    " || self.scheduling.fairSharing.weights.all(name,"
+                    " has(self.tenants) && self.tenants.exists(t, t.name == name))",
+                    "message": "every key of scheduling.fairSharing.weights must name a tenant",
+                    "fieldPath": ".scheduling.fairSharing.weights",
+                },
             ]
         }
     }
@@ -254,6 +279,8 @@ class AIFactorySpec(ApiModel):
     """Volumes for datasets, checkpoints and models."""
     tenants: Annotated[list[Tenant], Field(**_list_map("name", 100))] = []
     """Teams that use the factory."""
+    scheduling: Scheduling | None = None
+    """How tenants share the factory's GPUs: fair sharing (borrowing is per quota, gpuQuota[])."""
 
 
 class DomainStatus(ApiModel):
