@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parent
 # Makefile's); the chaos suite's comes from AIFACTORY_CHAOS_RESULTS.
 PERFORMANCE = {
     "admission": "admission.py",
+    "training_governance": "training_governance.py --nodes 32 --ticks 600",
     "factory_scale": "factory_scale.py",
     "training_e2e_400": "training_e2e.py --jobs 400 --nodes 128",
     "training_e2e": "training_e2e.py",
