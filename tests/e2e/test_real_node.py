@@ -295,7 +295,17 @@ def test_two_replicas_on_the_node_peer_and_the_standby_takes_over_from_a_crashed
         "upgrade", "aifactory", site.chart, "--version", site.version, "--plain-http", "-n", NAMESPACE,
         "--reuse-values", "--set=replicas=2", "--wait", "--timeout=180s", kubeconfig=layout.kubeconfig,
     )  # fmt: skip
-    pods = wait_for(lambda: len(p := ready_operator_pods(kube)) == 2 and p, "two operator pods Ready", 120)
+    # Two Ready pods and no other: the single replica of before ran without peering, and acts
+    # until its pod is gone (docs/install.md).
+    pods = wait_for(
+        lambda: (
+            len(p := ready_operator_pods(kube)) == 2
+            and len(kube.list("v1", "Pod", namespace=NAMESPACE)) == 2
+            and p
+        ),
+        "two operator pods Ready and the single replica's pod gone",
+        120,
+    )
     addresses = [p["status"]["podIP"] for p in pods]
     wait_for(
         lambda: (
