@@ -124,15 +124,9 @@ GO
   (cd "$dir" && go mod tidy >>"$log" 2>&1) || { echo "error: go mod tidy failed; see $log" >&2; tail -n 15 "$log" >&2; exit 1; }
 }
 
-minor=${kube#v1.}; minor=${minor%%.*}
-kube_ldflags="-s -w \
- -X k8s.io/component-base/version.gitVersion=${kube} \
- -X k8s.io/component-base/version.gitMajor=1 \
- -X k8s.io/component-base/version.gitMinor=${minor} \
- -X k8s.io/component-base/version.gitTreeState=clean \
- -X k8s.io/client-go/pkg/version.gitVersion=${kube} \
- -X k8s.io/client-go/pkg/version.gitMajor=1 \
- -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
+# shellcheck source=kube-ldflags.sh
+source "$here/kube-ldflags.sh"
+kube_ldflags=$(kube_ldflags "$kube")
 
 step=0; total=$(( ${#binaries[@]} + 1 ))
 module="$out/k8sbin"

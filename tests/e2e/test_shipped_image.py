@@ -164,10 +164,7 @@ def install_from_bundle(
         f"--set=image.digest={digest}", *values,
     ]  # fmt: skip
     helm_env = {"HOME": str(work / "helm-home"), "PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig)}
-    if puller is not None:
-        with tracing(puller, pull_log):
-            installed = traced(install, install_log, env=helm_env)
-    else:
+    with tracing(puller, pull_log) if puller is not None else contextlib.nullcontext():
         installed = traced(install, install_log, env=helm_env)
     assert installed.returncode == 0, installed.stderr
     deployment = kube.get("apps/v1", "Deployment", "aifactory-operator", namespace)

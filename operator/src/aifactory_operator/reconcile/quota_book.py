@@ -14,7 +14,7 @@ Lending does not give a share away: a lender whose share is in use by borrowers 
 to it, and its jobs wait for the capacity (or reclaim it, once preemption may) rather than for quota.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 Key = tuple[str, str]  # (tenant, product)
@@ -74,10 +74,6 @@ class QuotaBook:
 
     def take(self, key: Key, gpus: int) -> None:
         self.used[key] = self.used.get(key, 0) + gpus
-
-    def takes(self, amounts: Iterable[tuple[Key, int]]) -> None:
-        for key, gpus in amounts:
-            self.take(key, gpus)
 
     def explain(self, key: Key, gpus: int) -> str:
         """Why a job of `gpus` waits for quota."""
