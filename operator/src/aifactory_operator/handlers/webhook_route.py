@@ -3,36 +3,25 @@ ROUTE_SECONDS, on a daemon thread, reads which pods carry the route label and wh
 replica is active, and writes the difference."""
 
 import logging
-import threading
 
 from ..kube.client import Kube
 from ..reconcile.webhook_route import ROUTE_LABEL, route_changes
 from . import standby
+from .periodic import Periodic
 
 ROUTE_SECONDS = 2.0
 logger = logging.getLogger(__name__)
 
 
-class RouteKeeper:
+class RouteKeeper(Periodic):
+    name = "webhook-route"
+
     def __init__(self, client: Kube, namespace: str, own_pod: str, period: float = ROUTE_SECONDS) -> None:
-        self.client, self.namespace, self.own_pod, self.period = client, namespace, own_pod, period
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="webhook-route", daemon=True)
+        self.client, self.namespace, self.own_pod = client, namespace, own_pod
+        super().__init__(period, first_at_start=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def run(self) -> None:
-        while True:
-            try:
-                self.route_once()
-            except Exception as error:  # the API server may be away for a moment; the next pass retries
-                logger.warning("Routing the webhook to the active replica failed, will retry: %s", error)
-            if self.stopped.wait(self.period):
-                return
+    def once(self) -> object:
+        return self.route_once()
 
     def route_once(self) -> dict[str, str | None]:
         """Writes the label changes this replica owes; returns them."""

@@ -18,7 +18,6 @@ wins and the other replica reads the winner's pair at its next check.
 import base64
 import logging
 import ssl
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from typing import Any
 from ..certificates import CA_LIFETIMES, KeyPair, expires, is_usable, issue_ca, issue_server, renewal_due
 from ..kube.client import Kube
 from ..reconcile.ownership import managed_labels
+from .periodic import Periodic
 
 TLS_SECRET = "aifactory-webhook-tls"
 logger = logging.getLogger(__name__)
@@ -93,8 +93,12 @@ class ServingContext:
         self.server = server
 
 
-class TlsKeeper:
-    """Checks the TLS every `period` seconds on a daemon thread, until stopped."""
+class TlsKeeper(Periodic):
+    """Checks the TLS every `period` seconds, the first time one period after start (the start
+    itself has just checked it). A failed check is retried: the certificate still has a third of
+    its life."""
+
+    name = "webhook-tls"
 
     def __init__(
         self,
@@ -104,23 +108,11 @@ class TlsKeeper:
         bundle: bytes,
         period: float,
     ) -> None:
-        self.check, self.serving, self.publish = check, serving, publish
-        self.bundle, self.period = bundle, period
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="webhook-tls", daemon=True)
+        self.check, self.serving, self.publish, self.bundle = check, serving, publish, bundle
+        super().__init__(period, first_at_start=False)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.period):
-            try:
-                self.renew_once()
-            except Exception as error:  # the certificate still has a third of its life: try again
-                logger.warning("Checking the webhook certificate failed, will retry: %s", error)
+    def once(self) -> object:
+        return self.renew_once()
 
     def renew_once(self) -> bool:
         """Serves and publishes what the Secret now holds; True when something changed."""
