@@ -79,7 +79,9 @@ class World:
         self.lags = dict.fromkeys(KINDS, 0)
 
     # -- the tenant --------------------------------------------------------------------------
-    def submit(self, name: str, nodes: int, gpus: int, duration: int, max_restarts: int = 2) -> None:
+    def submit(
+        self, name: str, nodes: int, gpus: int, duration: int, max_restarts: int = 2, priority: int = 0
+    ) -> None:
         self.trainingjobs[name] = {
             "apiVersion": "aifactory.dev/v1alpha1",
             "kind": "TrainingJob",
@@ -97,6 +99,7 @@ class World:
                 "nodes": nodes,
                 "gpusPerNode": gpus,
                 "maxRestarts": max_restarts,
+                "priority": priority,
                 "topology": {"mode": "none"},
             },
         }

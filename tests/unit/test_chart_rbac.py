@@ -34,6 +34,7 @@ CLUSTER_ALLOWED = {
     # create: only as a server-side dry run, the probe that proves a namespace's policies in force.
     ("", "pods", None): ("get", "list", "watch", "create"),
     ("", "events", None): ("create", "patch"),
+    ("scheduling.k8s.io", "priorityclasses", None): ("get", "list", "watch"),
     ("batch", "jobs", None): FULL,
     ("apps", "deployments", None): FULL,
     ("autoscaling", "horizontalpodautoscalers", None): FULL,

@@ -24,12 +24,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.handlers import training
 from aifactory_operator.handlers.training import LoopMemory, tick_once
 from aifactory_operator.reconcile import gang_protocol
+from aifactory_operator.reconcile import training as reconcile_training
+from aifactory_operator.reconcile.preemption import Policy
 from aifactory_operator.reconcile.quota_book import QuotaBook
 from aifactory_operator.reconcile.training import TrainingConfig
-from builders import make_factory, make_node, make_pool, make_tenant
+from builders import make_factory_body, make_node, make_pool, make_tenant
 
 CONFIG = TrainingConfig(starvation_seconds=60, backoff_seconds=5, unschedulable_grace_seconds=15)
 STEPS = 50  # per example; x EXAMPLES below is the number of steps a run of `make test` takes
@@ -45,7 +48,11 @@ def factory(nodes: int):
         "research", gpuQuota=[{"product": H100, "gpus": 8 * (nodes - 2), "borrowingLimit": 8}]
     )
     lender = make_tenant("lender", gpuQuota=[{"product": H100, "gpus": 16, "lendingLimit": 8}])
-    return make_factory(pools=[make_pool(nodes=nodes)], tenants=[research, lender])
+    body = make_factory_body(pools=[make_pool(nodes=nodes)], tenants=[research, lender])
+    # Urgent jobs preempt research's lower-priority gangs: stopped gangs must free their nodes
+    # before anything else is decided there, and every gang must still finish.
+    body["spec"]["scheduling"] = {"preemption": {"withinTenant": "LowerPriority", "reclaim": "Any"}}
+    return AIFactory.model_validate(body)
 
 
 def research_may_hold(nodes: int) -> int:
@@ -57,6 +64,7 @@ class GangProtocol(RuleBasedStateMachine):
 
     steps = 0  # over every example of a run: the run must take at least MIN_STEPS
     finished = 0  # gangs that succeeded, so a run that never admits anything cannot pass
+    preempted = 0  # gangs stopped for an urgent one, so the run is known to have tried it
 
     @initialize(nodes=st.integers(3, 5))
     def start(self, nodes: int) -> None:
@@ -67,10 +75,15 @@ class GangProtocol(RuleBasedStateMachine):
         self.submitted = 0
         self.world.snapshot()
 
-    @rule(nodes=st.integers(1, 3), gpus=st.sampled_from([2, 4, 8]), duration=st.integers(1, 4))
-    def submit(self, nodes: int, gpus: int, duration: int) -> None:
+    @rule(
+        nodes=st.integers(1, 3),
+        gpus=st.sampled_from([2, 4, 8]),
+        duration=st.integers(1, 4),
+        priority=st.sampled_from([0, 0, 1, 5]),
+    )
+    def submit(self, nodes: int, gpus: int, duration: int, priority: int = 0) -> None:
         if nodes <= len(self.world.nodes) and nodes * gpus <= self.may_hold and self.submitted < 12:
-            self.world.submit(f"job-{self.submitted}", nodes, gpus, duration)
+            self.world.submit(f"job-{self.submitted}", nodes, gpus, duration, priority=priority)
             self.submitted += 1
             self.world.snapshot()
 
@@ -175,6 +188,7 @@ class GangProtocol(RuleBasedStateMachine):
             if not _finished(t)
         }
         GangProtocol.finished += sum(1 for t in self.world.trainingjobs.values() if _finished(t))
+        GangProtocol.preempted += sum(1 for event in self.world.events if event[1] == "Preempted")
         assert stuck == {}, f"gangs left stuck: {stuck}\n{self._story()}"
 
     def _story(self) -> str:
@@ -203,18 +217,24 @@ def loop_config(monkeypatch):
 
 
 def test_the_protocol_holds_its_invariants_under_lag_faults_and_restarts():
-    GangProtocol.steps = GangProtocol.finished = 0
+    GangProtocol.steps = GangProtocol.finished = GangProtocol.preempted = 0
     run_state_machine_as_test(GangProtocol, settings=PROTOCOL)
     assert GangProtocol.steps >= MIN_STEPS, f"only {GangProtocol.steps} steps ran"
     assert GangProtocol.finished >= EXAMPLES, f"only {GangProtocol.finished} gangs finished"
-    print(f"{GangProtocol.steps} steps, {GangProtocol.finished} gangs finished")
+    assert GangProtocol.preempted > 0, "no gang was ever preempted"
+    print(
+        f"{GangProtocol.steps} steps, {GangProtocol.finished} gangs finished,"
+        f" {GangProtocol.preempted} preempted"
+    )
 
 
 def test_the_state_machine_catches_a_loop_that_ignores_the_borrowing_limits(monkeypatch):
     """A test of the test: admission that lets a tenant take anything it asks for is caught."""
-    monkeypatch.setattr(QuotaBook, "room", lambda self, key: 10**6)
+    monkeypatch.setattr(QuotaBook, "room", lambda self, key, borrow=True: 10**6)
+    # Without preemption stopping gangs, the unlimited tenant fills the nodes sooner.
+    monkeypatch.setattr(reconcile_training, "preemption_policy", lambda factory: Policy())
     with pytest.raises(AssertionError, match="research holds"):
-        unshrunk = settings(PROTOCOL, max_examples=20, phases=[Phase.generate], report_multiple_bugs=False)
+        unshrunk = settings(PROTOCOL, max_examples=60, phases=[Phase.generate], report_multiple_bugs=False)
         run_state_machine_as_test(GangProtocol, settings=unshrunk)
 
 

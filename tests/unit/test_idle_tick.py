@@ -66,7 +66,7 @@ def test_without_jobs_or_endpoints_the_plan_does_not_depend_on_nodes_or_pods():
 def test_every_index_function_runs_on_the_event_loop_not_the_thread_pool():
     registry = kopf.get_default_registry()
     ours = [h.fn for h in registry._indexing.get_all_handlers() if h.fn.__module__ == indexes.__name__]
-    assert len(ours) == 10
+    assert len(ours) == 11
     assert all(inspect.iscoroutinefunction(fn) for fn in ours)
     node = asyncio.run(indexes.nodes_by_name(name="n", body=kopf.Body(make_node("n"))))
     assert node["n"]["status"]["conditions"] == [{"type": "Ready", "status": "True"}]

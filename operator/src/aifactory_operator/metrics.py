@@ -91,6 +91,13 @@ TENANT_GPU_QUOTA = Gauge(
     "GPUs of a product a tenant may always hold: its nominal share (spec.tenants[].gpuQuota[].gpus).",
     ["factory", "tenant", "product"],
 )
+PREEMPTIONS = Counter(
+    "aifactory_preemptions",
+    "Training gangs stopped (gracefully, to resume from their checkpoint) for a queued job, by"
+    " reason: WithinTenant (a job of higher priority of the same tenant) or Reclaim (a tenant taking"
+    " back quota it lent); see docs/sharing.md#preemption.",
+    ["reason"],
+)
 TENANT_GPUS_BORROWED = Gauge(
     "aifactory_tenant_gpus_borrowed",
     "GPUs a tenant holds above its share, borrowed from other tenants' idle quota (borrowingLimit).",

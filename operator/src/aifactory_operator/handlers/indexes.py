@@ -116,6 +116,12 @@ async def deployments_by_endpoint(
     }
 
 
+@kopf.index("scheduling.k8s.io", "v1", "priorityclasses")
+async def priority_class_values(name: str, body: kopf.Body, **_: Any) -> dict[str, int]:
+    """Every PriorityClass's value by name: a TrainingJob's priorityClassName is its priority."""
+    return {name: int(body.get("value") or 0)}
+
+
 @kopf.index(GROUP, VERSION, "trainingjobs")
 async def trainingjobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """Every TrainingJob, whole, by namespace: the admission loop's queue."""

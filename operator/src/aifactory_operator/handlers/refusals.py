@@ -56,13 +56,24 @@ class Refusal:
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
 
 
+@dataclass(frozen=True)
+class AuditNote:
+    """Audit entries of a decision the operator took itself (a preemption): its Events are told
+    by the loop that took it, with the statuses they narrate."""
+
+    entries: list[dict[str, Any]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.entries
+
+
 class RefusalRecorder:
     """Counts each refusal, then posts its Event and appends its audit entries in the background."""
 
     def __init__(self, kube: Kube, namespace: str = OPERATOR_NAMESPACE) -> None:
         self.kube = kube
         self.log = AuditLog(kube, namespace)
-        self.pending: queue.Queue[Refusal | None] = queue.Queue()
+        self.pending: queue.Queue[Refusal | AuditNote | None] = queue.Queue()
         self.thread = threading.Thread(target=self._drain, name="refusal-recorder", daemon=True)
         self.thread.start()
 
@@ -70,6 +81,10 @@ class RefusalRecorder:
         for violation in refusal.violations:
             POLICY_DENIALS.labels(rule=violation.rule, layer=refusal.layer).inc()
         self.pending.put(refusal)
+
+    def note(self, entries: list[dict[str, Any]]) -> None:
+        """Appends audit entries in the background, with no Event."""
+        self.pending.put(AuditNote(entries))
 
     def stop(self) -> None:
         """Writes what is queued, then ends the thread."""
@@ -99,7 +114,7 @@ class RefusalRecorder:
         except Exception:
             logger.exception("Failed to read the audit log's head namespace=%s", self.log.namespace)
 
-    def _write(self, refusals: list[Refusal]) -> None:
+    def _write(self, refusals: list[Refusal | AuditNote]) -> None:
         if not refusals:
             return
         records = [record for refusal in refusals for record in refusal.records()]
@@ -109,6 +124,8 @@ class RefusalRecorder:
         if written:
             publish_audit_head(written[-1]["seq"], written[-1]["hash"])
         for refusal in refusals:
+            if not isinstance(refusal, Refusal):
+                continue
             message = "; ".join(str(v) for v in refusal.violations)
             target = f"{refusal.kind} {refusal.namespace}/{refusal.name or '(new)'}"
             self.kube.record_event(

@@ -17,6 +17,7 @@ from ..constants import API_VERSION, GROUP, VERSION
 from ..kube.client import AlreadyExists, Kube
 from ..metrics import (
     ADMISSION_INVARIANT_VIOLATIONS,
+    PREEMPTIONS,
     RECONCILES,
     TRAINING_ADMISSION_LATENCY,
     forget_training,
@@ -24,14 +25,15 @@ from ..metrics import (
 )
 from ..reconcile.gang_protocol import ProtocolMemory
 from ..reconcile.gang_views import UnschedulablePod, batch_job_view
-from ..reconcile.lifecycle_events import LifecycleEvent
+from ..reconcile.lifecycle_events import LifecycleEvent, capitalise
 from ..reconcile.parsing import InvalidSpec, parse_resource
+from ..reconcile.preemption import Preemption
 from ..reconcile.status_writes import StatusWrite, WriteBudget, choose_status_writes
 from ..reconcile.training import BatchJob, Creation, TrainingConfig, TrainingPlan, key_of, plan_training
 from ..settings import load_settings
 from .indexes import snapshot_nodes, snapshot_pods, snapshot_values
 from .runtime import count_error, kube, measured
-from .webhook import record_own_refusal
+from .webhook import record_audit, record_own_refusal
 
 logger = logging.getLogger(__name__)
 SETTINGS = load_settings()
@@ -155,6 +157,7 @@ class Observed:
     pods: list[Any]
     deployments: dict[str, Any]
     unschedulable: dict[str, list[UnschedulablePod]] = field(default_factory=dict)
+    priority_classes: dict[str, int] = field(default_factory=dict)
 
 
 def observe_tick(
@@ -168,6 +171,7 @@ def observe_tick(
     modelendpoints_by_namespace: kopf.Index[str, dict[str, Any]],
     deployments_by_endpoint: kopf.Index[str, Any],
     unschedulable_pods_by_trainingjob: kopf.Index[str, UnschedulablePod] | None = None,
+    priority_class_values: kopf.Index[str, int] | None = None,
     **_: Any,
 ) -> Observed:
     """The factory's jobs, endpoints and datasets and the cluster around them, as the indexes hold
@@ -192,6 +196,9 @@ def observe_tick(
         deployments={k: v[0] for k, v in snapshot_values(deployments_by_endpoint).items() if v},
         unschedulable=snapshot_values(unschedulable_pods_by_trainingjob, keys)
         if unschedulable_pods_by_trainingjob is not None
+        else {},
+        priority_classes={k: v[0] for k, v in snapshot_values(priority_class_values).items() if v}
+        if priority_class_values is not None
         else {},
     )
 
@@ -254,6 +261,7 @@ def plan_tick(
         deployments=observed.deployments,
         memory=protocol,
         unschedulable=observed.unschedulable,
+        priority_classes=observed.priority_classes,
     )
     return plan, jobs, endpoints
 
@@ -335,6 +343,43 @@ def write_in_order(
         )
         landed = {c.key for c in plan.create} - {c.key for c in unmade}
         in_parallel(writers, status, [w for w in writes if w.key in after_create and w.key in landed], errors)
+    tell_preemptions(kube, plan.preemptions, owners_of(writes), failed_keys)
+
+
+def owners_of(writes: list[StatusWrite]) -> dict[str, Owner]:
+    return {w.key: w.owner for w in writes}
+
+
+def tell_preemptions(
+    kube: Kube, preemptions: list[Preemption], owners: dict[str, Owner], failed: set[str]
+) -> None:
+    """Once a preemption's victims are re-queued (their statuses written; their Events told with
+    them): the count, the preemptor's Event, and an audit entry per victim."""
+    for preemption in preemptions:
+        victims = [(v, rule) for v, rule in preemption.victims if v.key in owners and v.key not in failed]
+        if not victims:
+            continue
+        for _, rule in victims:
+            PREEMPTIONS.labels(reason=rule).inc()
+        if preemptor := owners.get(preemption.preemptor.key):
+            event = LifecycleEvent("Preempting", capitalise(preemption.preemptor_message()))
+            record_lifecycle_events(kube, preemptor, [event])
+        record_audit(
+            [
+                {
+                    "rule": "preemption",
+                    "path": "status.preemptions",
+                    "message": preemption.victim_message(victim, rule),
+                    "layer": "scheduler",
+                    "operation": rule,
+                    "kind": "TrainingJob",
+                    "namespace": victim.key.split("/", 1)[0],
+                    "name": victim.key.split("/", 1)[1],
+                    "user": preemption.preemptor.key,
+                }
+                for victim, rule in victims
+            ]
+        )
 
 
 def write_status(

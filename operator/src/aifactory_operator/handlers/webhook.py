@@ -98,6 +98,12 @@ def is_policy_refusal(error: ApiException) -> bool:
     return error.status in (403, 422) and "ValidatingAdmissionPolicy" in str(error.body or "")
 
 
+def record_audit(entries: list[dict[str, Any]]) -> None:
+    """Audit entries of the operator's own decisions, through the same hash-chained log."""
+    if recorder is not None:
+        recorder.note(entries)
+
+
 def record_own_refusal(obj: Obj, error: ApiException, factory: AIFactory) -> None:
     """One of our children refused by an admission policy: the audit tap does not look at the
     operator's own writes, so the refusal is recorded here, with the rules the object breaks (the

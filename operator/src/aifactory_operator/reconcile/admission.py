@@ -53,6 +53,7 @@ class Request:
     topology_mode: str = "none"
     topology_level: str = "rack"
     worker: FrozenAmounts = ()  # what one worker needs besides GPUs, scaled
+    preemptible: bool = True  # False: never a victim, and never on borrowed quota
 
     @property
     def gpus(self) -> int:
@@ -76,7 +77,11 @@ class Decision:
     admitted: dict[str, Grant] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)  # key -> why
     positions: dict[str, int] = field(default_factory=dict)  # key -> 1-based queue position
+    causes: dict[str, str] = field(default_factory=dict)  # key -> behind | quota | capped | capacity
     capped: bool = False  # stopped at max_admissions: the next decision may admit more at once
+
+    def wait(self, key: str, why: str, cause: str) -> None:
+        self.waiting[key], self.causes[key] = why, cause
 
 
 def queue_order(requests: list[Request]) -> list[Request]:
@@ -167,17 +172,19 @@ def admit(
     position = 0
     fairness = replace(fairness, used=dict(fairness.used)) if fairness else None  # shares grow on a copy
     order = fair_order(requests, fairness) if fairness else iter(queue_order(requests))
+    for request in requests:  # queued work keeps its tenant's idle share from being lent
+        quota.want((request.tenant, request.product), request.gpus)
     for request in order:
         shape = shape_of(request)  # one that failed stays failed until a grant
         if request.pool in blocked:
-            decision.waiting[request.key] = (
-                f"waiting behind {blocked[request.pool]}, which has waited longest"
-            )
-        elif quota.room((request.tenant, request.product)) < request.gpus:
-            decision.waiting[request.key] = quota.explain((request.tenant, request.product), request.gpus)
+            why = f"waiting behind {blocked[request.pool]}, which has waited longest"
+            decision.wait(request.key, why, "behind")
+        elif quota.room((request.tenant, request.product), request.preemptible) < request.gpus:
+            why = quota.explain((request.tenant, request.product), request.gpus, request.preemptible)
+            decision.wait(request.key, why, "quota")
         elif shape in fitting or (decision.capped and shape not in unplaceable and place(request, free)):
             fitting.add(shape)  # nothing is taken once capped, so the shape keeps fitting
-            decision.waiting[request.key] = full
+            decision.wait(request.key, full, "capped")
         elif shape not in unplaceable and (grant := place(request, free)):
             for name in grant.nodes:
                 free.take(name, request.gpus_per_node, request.worker)
@@ -191,7 +198,7 @@ def admit(
             admitted = len(decision.admitted)
             if unplaceable.get(shape, (-1, ""))[0] != admitted:
                 unplaceable[shape] = (admitted, explain_capacity(request, free))
-            decision.waiting[request.key] = unplaceable[shape][1]
+            decision.wait(request.key, unplaceable[shape][1], "capacity")
             waited = (now - request.waiting_since).total_seconds() if request.waiting_since else 0.0
             if waited >= starvation_seconds:
                 blocked[request.pool] = request.key

@@ -75,8 +75,16 @@ def construct_training_events(stored: Obj, written: Obj) -> list[LifecycleEvent]
 
 
 def construct_restarted_event(stored: Obj, written: Obj) -> LifecycleEvent:
-    """A new attempt, saying whether the last one ended by disruption or by the application."""
+    """A new attempt, saying whether the last one was preempted or ended by disruption or by the
+    application."""
     attempt = int(written.get("attempt") or 0)
+    if int(written.get("preemptions") or 0) > int(stored.get("preemptions") or 0):
+        return LifecycleEvent(
+            "Preempted",
+            f"Attempt {attempt - 1} {written.get('reason') or 'preempted'}; requeued as attempt {attempt},"
+            " to resume from its checkpoint (not counted against maxRestarts)",
+            warning=True,
+        )
     if int(written.get("disruptions") or 0) > int(stored.get("disruptions") or 0):
         cause = "a disruption (node lost or pod evicted; not counted against maxRestarts)"
     else:

@@ -11,7 +11,10 @@ The rules, per product:
   its borrowingLimit.
 
 Lending does not give a share away: a lender whose share is in use by borrowers is still entitled
-to it, and its jobs wait for the capacity (or reclaim it, once preemption may) rather than for quota.
+to it, and its jobs wait for the capacity (or reclaim it, when the factory's preemption allows)
+rather than for quota. A share is idle only while its tenant neither uses it nor has queued work
+that wants it (`wanted`): otherwise borrowers would take back, on the tick a reclaim freed it, the
+capacity the lender reclaimed.
 """
 
 from collections.abc import Mapping
@@ -35,6 +38,7 @@ class Share:
 class QuotaBook:
     shares: dict[Key, Share]
     used: dict[Key, int] = field(default_factory=dict)
+    wanted: dict[Key, int] = field(default_factory=dict)  # GPUs the tenant's queued work asks for
 
     @classmethod
     def plain(cls, left: Mapping[Key, int]) -> "QuotaBook":
@@ -42,7 +46,7 @@ class QuotaBook:
         return cls({key: Share(gpus) for key, gpus in left.items()})
 
     def copy(self) -> "QuotaBook":
-        return QuotaBook(dict(self.shares), dict(self.used))
+        return QuotaBook(dict(self.shares), dict(self.used), dict(self.wanted))
 
     def share(self, key: Key) -> Share:
         return self.shares.get(key, Share(0))
@@ -55,7 +59,8 @@ class QuotaBook:
         return max(0, -self.left(key))
 
     def idle_lendable(self, key: Key) -> int:
-        return min(self.share(key).lendable, max(0, self.left(key)))
+        """Unused, not wanted by the tenant's own queue, and within its lending limit."""
+        return min(self.share(key).lendable, max(0, self.left(key) - self.wanted.get(key, 0)))
 
     def cohort_free(self, product: str, excluding: str = "") -> int:
         """What tenants other than `excluding` leave idle and lendable, less what is borrowed now."""
@@ -63,10 +68,11 @@ class QuotaBook:
         lendable = sum(self.idle_lendable(k) for k in keys if k[0] != excluding)
         return lendable - sum(self.borrowed(k) for k in keys)
 
-    def room(self, key: Key) -> int:
-        """The most GPUs the tenant may take now: its idle share, then what it may borrow."""
+    def room(self, key: Key, borrow: bool = True) -> int:
+        """The most GPUs the tenant may take now: its idle share, then what it may borrow (unless
+        the work must not borrow: a job that may not be preempted runs on nominal quota only)."""
         share, left = self.share(key), self.left(key)
-        if not share.borrowing_limit:
+        if not share.borrowing_limit or not borrow:
             return max(0, left)
         may_borrow = share.borrowing_limit - self.borrowed(key)
         borrowable = max(0, min(may_borrow, self.cohort_free(key[1], excluding=key[0])))
@@ -74,14 +80,25 @@ class QuotaBook:
 
     def take(self, key: Key, gpus: int) -> None:
         self.used[key] = self.used.get(key, 0) + gpus
+        if key in self.wanted:
+            self.wanted[key] = max(0, self.wanted[key] - gpus)
 
-    def explain(self, key: Key, gpus: int) -> str:
+    def give_back(self, key: Key, gpus: int) -> None:
+        """What a preempted gang held returns to its tenant."""
+        self.used[key] = self.used.get(key, 0) - gpus
+
+    def want(self, key: Key, gpus: int) -> None:
+        self.wanted[key] = self.wanted.get(key, 0) + gpus
+
+    def explain(self, key: Key, gpus: int, borrow: bool = True) -> str:
         """Why a job of `gpus` waits for quota."""
         tenant, product = key
         share, left = self.share(key), max(0, self.left(key))
         text = f"waiting for quota: tenant '{tenant}' has {left} {product} GPUs left"
-        if share.borrowing_limit:
+        if share.borrowing_limit and borrow:
             text += f", may borrow {self.room(key) - left} more from other tenants' idle quota,"
+        elif share.borrowing_limit:
+            text += " (a job that may not be preempted does not borrow)"
         return text + f" and the job needs {gpus}"
 
     def _keys(self, product: str) -> list[Key]:

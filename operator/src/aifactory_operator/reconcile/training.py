@@ -22,7 +22,7 @@ from ..constants import (
 from ..policy.data_use import DataUse, check_data_use, check_pool_use
 from ..policy.violations import Violation
 from . import training_lifecycle as life
-from .admission import Decision, Fairness, NodeSlot, Request, admit
+from .admission import Decision, Fairness, NodeSlot, Request, admit, queue_order
 from .conditions import Outcome
 from .gang_invariants import UNSCHEDULABLE, Breach, check_overcommit, check_unschedulable, mismatch_breach
 from .gang_protocol import (
@@ -39,6 +39,7 @@ from .gang_protocol import (
 from .gang_views import BatchJob, UnschedulablePod
 from .ledger import GangHold, Ledger, construct_ledger
 from .nodepools import Node, PodOnNode, all_taints, is_node_ready
+from .preemption import Gang, Policy, Preemption, plan_preemptions
 from .quota_book import QuotaBook, Share
 from .resources import Amounts, freeze, parse_amounts
 from .serving import DeploymentView, Endpoint, endpoint_request
@@ -102,6 +103,8 @@ class TrainingPlan:
     capped: bool = False
     # Nodes newly quarantined by a gang-unschedulable repair, and until when (ProtocolMemory.quarantined).
     quarantine: dict[str, datetime] = field(default_factory=dict)
+    # Gangs stopped for queued jobs: told (Event, audit, metric) once the victims' statuses land.
+    preemptions: list[Preemption] = field(default_factory=list)
 
 
 @dataclass
@@ -115,6 +118,7 @@ class _Tracked:
     status: Status = field(default_factory=Status)
     refused: bool = False
     materialise: bool = False  # holds nodes by its status alone: its Job is to be created
+    priority: int = 0  # spec.priority, or the value of its PriorityClass
 
     @property
     def key(self) -> str:
@@ -152,6 +156,7 @@ def plan_training(
     deployments: dict[str, DeploymentView] | None = None,
     memory: ProtocolMemory | None = None,
     unschedulable: dict[str, list[UnschedulablePod]] | None = None,
+    priority_classes: dict[str, int] | None = None,
 ) -> TrainingPlan:
     """Every TrainingJob and ModelEndpoint of the factory, one step further, in one ledger;
     `batch_jobs`, `datasets`, `deployments` and `unschedulable` are keyed by namespace/name of
@@ -176,6 +181,7 @@ def plan_training(
             now,
             config,
             labels,
+            priority_classes or {},
         )
         for job in jobs
     ]
@@ -186,7 +192,7 @@ def plan_training(
     _repair(tracked, books, pods, unschedulable or {}, plan, now, config)
     avoid = {n for n, until in memory.quarantined.items() if until > now} | set(plan.quarantine)
     books.slots = [s for s in books.slots if s.name not in avoid]
-    _admit_queue(factory, tracked, books, serving, plan, now, config)
+    _admit_queue(factory, tracked, books, serving, plan, now, config, _releasing(tracked, pods, memory))
     for t in tracked:
         if t.materialise and life.holds_nodes(t.status):
             _materialise(factory, t, plan, admission=False)
@@ -210,13 +216,18 @@ def _follow(
     now: datetime,
     config: TrainingConfig,
     labels: dict[str, dict[str, str]],
+    priority_classes: dict[str, int],
 ) -> _Tracked:
     """One job one step further, from its attempt's most durable record."""
     key, before = key_of(job), job.status or Status()
     tenant, pool = tenants.get(job.namespace or ""), pools.get(job.spec.pool)
     view = view_attempt(job, before, observed, memory, key)
     tracked = _Tracked(job, tenant, pool, before, view, observed, status=before)
-    if problems := find_problems(factory, job, tenant, pool, datasets):
+    tracked.priority = priority_classes.get(job.spec.priority_class_name or "", job.spec.priority)
+    problems = find_problems(factory, job, tenant, pool, datasets)
+    if tenant is not None:
+        problems += priority_class_problems(job, tenant, priority_classes)
+    if problems:
         tracked.refused = True
         status, outcome = life.refuse(before, problems)
         plan.statuses[key] = (life.status_fields(before, status), outcome)
@@ -433,8 +444,10 @@ def _admit_queue(
     plan: TrainingPlan,
     now: datetime,
     config: TrainingConfig,
+    releasing: dict[str, int],
 ) -> None:
-    """ledger -> admit() -> each grant recorded as a Job to create and an Admitted status."""
+    """ledger -> admit() -> each grant recorded as a Job to create and an Admitted status; then
+    the gangs the waiting jobs may preempt (preemption.py)."""
     queued = [t for t in tracked if t.active and t.status.phase == life.Phase.QUEUED and not t.view.foreign]
     backing_off = {t.key for t in queued if (parse_time(t.status.retry_after) or now) > now}
     requests = [_request(t) for t in queued if t.key not in backing_off]
@@ -478,6 +491,97 @@ def _admit_queue(
                     "reason": decision.waiting.get(t.key),
                 }
             )
+    policy = preemption_policy(factory)
+    if policy.enabled:
+        _preempt(tracked, books, decision, requests, releasing, policy, plan, now)
+
+
+# Waiting jobs that may preempt, per tick, from the head of the queue: each try places the job
+# over its pool once per candidate set, and a deep queue's tail would not be reached anyway.
+PREEMPTORS_PER_TICK = 16
+
+
+def _preempt(
+    tracked: list[_Tracked],
+    books: _Books,
+    decision: Decision,
+    requests: list[Request],
+    releasing: dict[str, int],
+    policy: Policy,
+    plan: TrainingPlan,
+    now: datetime,
+) -> None:
+    """The victims of the jobs at the head of the queue: each is re-queued (its Job deleted once
+    that status is written, its workers given the grace period) and its preemptor says so."""
+    by_key = {t.key: t for t in tracked}
+    waiting = [
+        r
+        for r in queue_order(requests)
+        if r.key in by_key and decision.causes.get(r.key) in ("quota", "capacity")
+    ][:PREEMPTORS_PER_TICK]
+    gangs = [g for t in tracked if (g := _gang(t)) is not None]
+    found = plan_preemptions(waiting, gangs, books.slots, releasing, books.quota, policy, now)
+    for key, why in found.releasing.items():
+        by_key[key].status = by_key[key].status.model_copy(update={"reason": why})
+    for preemption in found.preemptions:
+        preemptor = by_key[preemption.preemptor.key]
+        preemptor.status = preemptor.status.model_copy(update={"reason": preemption.preemptor_message()})
+        for victim, rule in preemption.victims:
+            t = by_key[victim.key]
+            _withdraw_job(t, plan)
+            t.status = life.preempt(t.status, preemption.victim_message(victim, rule))
+            t.materialise = False
+        plan.preemptions.append(preemption)
+
+
+def _gang(t: _Tracked) -> Gang | None:
+    """A gang whose Job holds nodes now, as a candidate victim."""
+    if not (t.active and life.holds_nodes(t.status) and t.view.job and t.tenant and t.pool):
+        return None
+    assert t.status.placement is not None
+    return Gang(
+        key=t.key,
+        tenant=t.tenant.name,
+        product=t.pool.gpu_product,
+        pool=t.pool.name,
+        priority=t.priority,
+        nodes=tuple(t.status.placement.nodes),
+        gpus_per_node=t.job.spec.gpus_per_node,
+        worker=freeze(_non_gpu(worker_amounts(t.job, t.pool))),
+        admitted=parse_time(t.status.admitted_time),
+        preemptible=t.job.spec.preemptible,
+    )
+
+
+def _releasing(tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolMemory) -> dict[str, int]:
+    """GPUs per node held by training pods of attempts that no longer hold nodes (preempted,
+    suspended, withdrawn): they terminate within the grace period and free their nodes. Pods of a
+    job seen through a stale view count when the loop's own write moved the job past them."""
+    by_key = {t.key: t for t in tracked}
+    releasing: dict[str, int] = {}
+    for pod in pods:
+        t = by_key.get(pod.training_job) if pod.training_job else None
+        if t is None or not pod.attempt.isdigit():
+            continue
+        attempt = int(pod.attempt)
+        if t.active:
+            gone = not (life.holds_nodes(t.status) and t.status.attempt == attempt)
+        else:
+            gone = attempt < memory.written.get(t.key, -1)
+        if gone:
+            releasing[pod.node] = releasing.get(pod.node, 0) + pod.gpus
+    return releasing
+
+
+def preemption_policy(factory: AIFactory) -> Policy:
+    scheduling = factory.spec.scheduling
+    if scheduling is None:
+        return Policy()
+    return Policy(
+        scheduling.preemption.within_tenant,
+        scheduling.preemption.reclaim,
+        float(scheduling.min_runtime_seconds),
+    )
 
 
 def _book_grants(decision: Decision, requests: list[Request], books: _Books) -> None:
@@ -502,7 +606,10 @@ def _materialise(factory: AIFactory, tracked: _Tracked, plan: TrainingPlan, *, a
     if needs_service(job):
         plan.apply.append(construct_service(job))
     nodes = status.placement.nodes
-    obj = construct_job(job, pool, factory.name, nodes, status.attempt, factory.spec.sovereignty.jurisdiction)
+    grace = factory.spec.scheduling.grace_period_seconds if factory.spec.scheduling else 30
+    obj = construct_job(
+        job, pool, factory.name, nodes, status.attempt, factory.spec.sovereignty.jurisdiction, grace
+    )
     decided = Decided(
         status.attempt, tuple(sorted(nodes)), tuple(status.placement.domains), status.admitted_time or ""
     )
@@ -520,12 +627,13 @@ def _request(tracked: _Tracked) -> Request:
         product=pool.gpu_product,
         nodes=job.spec.nodes,
         gpus_per_node=job.spec.gpus_per_node,
-        priority=job.spec.priority,
+        priority=tracked.priority,
         created=str(job.metadata.get("creationTimestamp", "")),
         waiting_since=since,
         topology_mode=job.spec.topology.mode,
         topology_level=job.spec.topology.level,
         worker=freeze(_non_gpu(worker_amounts(job, pool))),
+        preemptible=job.spec.preemptible,
     )
 
 
@@ -580,13 +688,36 @@ def find_problems(
     return problems
 
 
+def priority_class_problems(
+    job: TrainingJob, tenant: Tenant, priority_classes: dict[str, int]
+) -> list[Violation]:
+    """A priorityClassName must be one the tenant may use, and exist."""
+    name = job.spec.priority_class_name
+    if not name:
+        return []
+    if name not in tenant.priority_classes:
+        allowed = ", ".join(tenant.priority_classes) or "none"
+        return [
+            Violation(
+                "priority-class",
+                "spec.priorityClassName",
+                f"PriorityClass '{name}' is not one tenant '{tenant.name}' may use ({allowed});"
+                " ask the platform team to list it in the tenant's priorityClasses",
+            )
+        ]
+    if name not in priority_classes:
+        return [Violation("priority-class", "spec.priorityClassName", f"there is no PriorityClass '{name}'")]
+    return []
+
+
 def quota_problems(job: TrainingJob, tenant: Tenant, pool: NodePool) -> list[Violation]:
-    """A job larger than its tenant's share plus borrowing limit can never run."""
+    """A job larger than its tenant's share plus borrowing limit can never run (its share alone,
+    when it may not be preempted: such a job never borrows)."""
     shares = [q for q in tenant.gpu_quota if q.product == pool.gpu_product]
-    quota = sum(q.gpus + q.borrowing_limit for q in shares)
+    borrowing = sum(q.borrowing_limit for q in shares) if job.spec.preemptible else 0
+    quota = sum(q.gpus for q in shares) + borrowing
     if quota >= job.spec.nodes * job.spec.gpus_per_node:
         return []
-    borrowing = sum(q.borrowing_limit for q in shares)
     return [
         Violation(
             "quota",

@@ -3,6 +3,7 @@
     Queued --admit--> Admitted --all workers ready--> Running --Job complete--> Succeeded
       ^                  |  |                            |
       |                  |  +--withdraw (a check failed)-+--> Queued, attempt + 1, withdrawals + 1
+      |                  +-----preempted (for another job) -> Queued, attempt + 1, preemptions + 1
       |                  +-----Job failed: disruption ------> Queued, attempt + 1, disruptions + 1
       |                  +-----Job failed: application -----> Queued, attempt + 1, restarts + 1 (backoff)
       |                                                   or Failed once maxRestarts are spent
@@ -152,6 +153,21 @@ def fail(status: Status, message: str, max_restarts: int, now: datetime) -> Stat
             "placement": None,
             "completion_time": stamp(now),
             "reason": f"failed after {max_restarts} restarts: {message}",
+        }
+    )
+
+
+def preempt(status: Status, why: str) -> Status:
+    """Stopped for another job: its workers get the grace period to checkpoint, then it is re-queued
+    on a new attempt that resumes from the checkpoint, without spending a restart."""
+    return status.model_copy(
+        update={
+            "phase": Phase.QUEUED,
+            "placement": None,
+            "attempt": status.attempt + 1,
+            "preemptions": status.preemptions + 1,
+            "retry_after": None,
+            "reason": why,
         }
     )
 

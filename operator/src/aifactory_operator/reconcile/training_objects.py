@@ -65,9 +65,11 @@ def construct_job(
     nodes: list[str],
     attempt: int,
     jurisdiction: str = "",
+    grace_seconds: int = 30,
 ) -> Obj:
     """An indexed Job, one pod per reserved node, that fails whole on the first worker failure so
-    that the gang restarts together; the failure policy tells disruptions from application errors."""
+    that the gang restarts together; the failure policy tells disruptions from application errors.
+    Its workers get `grace_seconds` after SIGTERM (preemption, suspension) to write a checkpoint."""
     name = job_name(job, attempt)
     labels = {LABEL_TRAININGJOB: job.name, LABEL_ATTEMPT: str(attempt)}
     annotations = {
@@ -99,7 +101,10 @@ def construct_job(
             },
             "template": {
                 "metadata": {"labels": managed_labels(**labels), "annotations": annotations},
-                "spec": construct_pod_spec(job, pool, factory_name, nodes, attempt, name, jurisdiction),
+                "spec": {
+                    **construct_pod_spec(job, pool, factory_name, nodes, attempt, name, jurisdiction),
+                    "terminationGracePeriodSeconds": grace_seconds,
+                },
             },
         },
     }

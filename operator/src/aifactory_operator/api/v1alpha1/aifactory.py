@@ -220,6 +220,17 @@ class FairSharing(ApiModel):
     admitted until it holds twice the share of GPUs before another tenant's turn."""
 
 
+class Preemption(ApiModel):
+    """Which running gangs a queued job may stop to start (docs/sharing.md#preemption)."""
+
+    within_tenant: Literal["Never", "LowerPriority"] = "Never"
+    """LowerPriority: a job that does not fit may stop its own tenant's gangs of lower priority."""
+    reclaim: Literal["Never", "LowerPriority", "Any"] = "Never"
+    """A job that fits its tenant's nominal quota may stop other tenants' gangs that run on
+    borrowed quota, never taking a tenant below its own share. Any: whatever their priority (as
+    Kueue's reclaimWithinCohort); LowerPriority: only gangs of lower priority."""
+
+
 class Scheduling(ApiModel):
     """How the factory's tenants share its GPUs beyond their quotas."""
 
@@ -227,6 +238,14 @@ class Scheduling(ApiModel):
     """Set: among jobs of equal priority, the tenant with the lowest weighted dominant share goes
     first (its GPUs in use per product over the product's total quota, divided by its weight).
     Unset: oldest job first, whatever its tenant."""
+    preemption: Preemption = Preemption()
+    """Whom a queued job may preempt; nobody by default."""
+    min_runtime_seconds: Annotated[int, Field(ge=0, le=604800)] = 0
+    """A gang whose current attempt was admitted less than this long ago is never preempted."""
+    grace_period_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    """Time a training worker has after SIGTERM (preemption, suspension) to write a checkpoint
+    before it is killed: the pods' terminationGracePeriodSeconds. Its GPUs stay reserved until the
+    pods are gone."""
 
 
 class AIFactorySpec(ApiModel):

@@ -72,7 +72,15 @@ class TrainingJobSpec(ApiModel):
     checkpoint: Checkpoint | None = None
     """Checkpoint storage; without it a restarted job starts from scratch."""
     priority: Annotated[int, Field(ge=0, le=1000000)] = 0
-    """Higher priority jobs are admitted first."""
+    """Higher priority jobs are admitted first (and may preempt, see the factory's
+    scheduling.preemption). Ignored when priorityClassName is set."""
+    priority_class_name: Name | None = None
+    """A PriorityClass whose value is the job's priority, as Kueue's WorkloadPriorityClass: it
+    orders admission and preemption only, the pods get no PriorityClass. It must be one of the
+    tenant's priorityClasses; until it exists the job is Refused."""
+    preemptible: bool = True
+    """false: the job is never stopped for another; it then counts against nominal quota only
+    (it never runs on borrowed quota)."""
     topology: TopologyRequest = TopologyRequest()
     """Placement compactness."""
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
@@ -143,6 +151,9 @@ class TrainingJobStatus(ResourceStatus):
     """Gang restarts after application failures (bounded by maxRestarts)."""
     disruptions: Annotated[int, Field(ge=0)] = 0
     """Gang restarts after node loss or eviction (not counted against maxRestarts)."""
+    preemptions: Annotated[int, Field(ge=0)] = 0
+    """Times the job was stopped for a job of higher priority or to give back borrowed quota:
+    re-queued to resume from its checkpoint, not counted against maxRestarts."""
     withdrawals: Annotated[int, Field(ge=0)] = 0
     """Admissions the operator took back because a check of its own bookkeeping failed (nodes
     over-committed, workers unschedulable past the grace period): re-queued, not counted against
