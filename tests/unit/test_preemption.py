@@ -121,12 +121,18 @@ def test_a_job_waits_for_gpus_being_released_instead_of_stopping_more():
     # One node's pods are terminating (a gang stopped last tick): the urgent job waits for it.
     free = list(slots(gangs).values())
     plan = plan_preemptions(
-        [request("a/u", "a", 1, priority=5)], gangs[1:], free, {"n0": 8}, quota, WITHIN, NOW
+        [request("a/u", "a", 1, priority=5)],
+        gangs[1:],
+        free,
+        {"n0": {"nvidia.com/gpu": 8000}},
+        quota,
+        WITHIN,
+        NOW,
     )
     assert plan.preemptions == [] and "releasing" in plan.releasing["a/u"]
     # Two urgent jobs: the second does not count on the node promised to the first.
     two = [request("a/u1", "a", 1, priority=5), request("a/u2", "a", 1, priority=5)]
-    plan = plan_preemptions(two, gangs[1:], free, {"n0": 8}, quota, WITHIN, NOW)
+    plan = plan_preemptions(two, gangs[1:], free, {"n0": {"nvidia.com/gpu": 8000}}, quota, WITHIN, NOW)
     assert [p.preemptor.key for p in plan.preemptions] == ["a/u2"] and list(plan.releasing) == ["a/u1"]
 
 

@@ -4,6 +4,7 @@ preemptor's wait while the victim's pods stop, and priority classes."""
 from datetime import UTC, datetime
 
 from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
+from aifactory_operator.reconcile.gang_protocol import ProtocolMemory
 from aifactory_operator.reconcile.lifecycle_events import construct_lifecycle_events
 from aifactory_operator.reconcile.nodepools import PodOnNode
 from aifactory_operator.reconcile.training import BatchJob, TrainingConfig, plan_training
@@ -61,7 +62,7 @@ def running(
     return job(name, namespace, status, **spec), [BatchJob(f"{name}-0", nodes=(node,), ready=1)], pods
 
 
-def plan(factory_, jobs, batch, pods, classes=None):
+def plan(factory_, jobs, batch, pods, classes=None, memory=None):
     return plan_training(
         factory_,
         jobs,
@@ -72,6 +73,7 @@ def plan(factory_, jobs, batch, pods, classes=None):
         now=NOW,
         config=TrainingConfig(),
         priority_classes=classes or {},
+        memory=memory,
     )
 
 
@@ -109,6 +111,23 @@ def test_while_the_victims_pods_stop_the_preemptor_waits_and_nothing_more_is_sto
         low_pods + mid_pods,
     )
     assert result.preemptions == [] and result.delete == []
+    assert "releasing" in result.statuses["research/urgent"][0]["reason"]
+
+
+def test_a_stale_view_of_the_victim_neither_hides_its_release_nor_costs_another_gang():
+    """Found on the control plane: the tick after a preemption, the watch still showed the victim
+    Running, so its quota looked held and a second gang was stopped for the same job."""
+    low, low_jobs, low_pods = running("low", NODES[0], priority=1)  # as the lagging view shows it
+    mid, mid_jobs, mid_pods = running("mid", NODES[1], priority=2)
+    memory = ProtocolMemory(written={"research/low": 1})  # the loop wrote its preemption already
+    result = plan(
+        factory(withinTenant="LowerPriority"),
+        [low, mid, job("urgent", priority=10)],
+        {"research/low": low_jobs, "research/mid": mid_jobs},
+        low_pods + mid_pods,
+        memory=memory,
+    )
+    assert result.preemptions == []
     assert "releasing" in result.statuses["research/urgent"][0]["reason"]
 
 

@@ -11,17 +11,19 @@ The rules every chosen victim satisfies, stated positively (docs/sharing.md#pree
   below its own share for another's benefit.
 
 A victim set is the first that lets the job fit (quota and nodes) when its candidates are added
-fewest GPUs first, then youngest first; then every victim whose release the job does not need is
-dropped again, so no victim can be spared (the set is minimal by inclusion).
+lowest priority first (a stopped gang of middling priority would stop the next one down in turn),
+then fewest GPUs, then youngest; then every victim whose release the job does not need is dropped
+again, so no victim can be spared (the set is minimal by inclusion).
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ..constants import GPU_RESOURCE
 from .admission import FreeGPUs, Grant, NodeSlot, Request, place
 from .quota_book import QuotaBook
-from .resources import FrozenAmounts, freeze
+from .resources import SCALE, Amounts, FrozenAmounts, freeze
 
 WITHIN_TENANT = "WithinTenant"
 RECLAIM = "Reclaim"
@@ -134,7 +136,8 @@ def choose_victims(
     reclaiming = quota.left(key) >= request.gpus  # within its own share: it takes back, never borrows
     rules = {g.key: rule for g in gangs if (rule := rule_for(request, g, policy, now))}
     candidates = [g for g in gangs if g.key in rules and (reclaiming or rules[g.key] != RECLAIM)]
-    candidates.sort(key=lambda g: (g.gpus, -(g.admitted or now).timestamp(), g.key))
+    # Lowest priority first, so a victim is not one that would in turn preempt the next gang down.
+    candidates.sort(key=lambda g: (g.priority, g.gpus, -(g.admitted or now).timestamp(), g.key))
     budget = {t: quota.borrowed((t, request.product)) for t in {g.tenant for g in candidates}}
     chosen: list[Gang] = []
     for gang in candidates:
@@ -164,7 +167,7 @@ def plan_preemptions(
     waiting: list[Request],
     gangs: list[Gang],
     slots: list[NodeSlot],
-    releasing: dict[str, int],
+    releasing: dict[str, Amounts],
     quota: QuotaBook,
     policy: Policy,
     now: datetime,
@@ -175,8 +178,10 @@ def plan_preemptions(
     preempts the fewest allowed gangs. Each job's nodes are then set aside, so the next job neither
     counts on them nor stops more gangs for capacity already promised."""
     plan = PreemptionPlan([], {})
-    free = {s.name: replace(s, free=s.free + releasing.get(s.name, 0)) for s in slots}
+    free = {s.name: _plus(s, releasing.get(s.name, {})) for s in slots}
     book, left = quota.copy(), list(gangs)
+    for request in waiting:  # as in admit(): queued work keeps its tenant's idle share from lending
+        book.want((request.tenant, request.product), request.gpus)
     for request in waiting:
         if len(plan.preemptions) >= limit:
             break
@@ -199,6 +204,17 @@ def plan_preemptions(
             _set_aside(free, grant, request)
             book.take((request.tenant, request.product), request.gpus)
     return plan
+
+
+def _plus(slot: NodeSlot, freed: Amounts) -> NodeSlot:
+    """The node once pods requesting `freed` (scaled, GPUs included) are gone."""
+    if not freed:
+        return slot
+    spare = dict(slot.spare)
+    for resource, amount in freed.items():
+        if resource != GPU_RESOURCE:
+            spare[resource] = spare.get(resource, 0) + amount
+    return replace(slot, free=slot.free + freed.get(GPU_RESOURCE, 0) // SCALE, spare=freeze(spare))
 
 
 def _set_aside(free: dict[str, NodeSlot], grant: Grant, request: Request) -> None:

@@ -444,7 +444,7 @@ def _admit_queue(
     plan: TrainingPlan,
     now: datetime,
     config: TrainingConfig,
-    releasing: dict[str, int],
+    releasing: "_Releasing",
 ) -> None:
     """ledger -> admit() -> each grant recorded as a Job to create and an Admitted status; then
     the gangs the waiting jobs may preempt (preemption.py)."""
@@ -506,7 +506,7 @@ def _preempt(
     books: _Books,
     decision: Decision,
     requests: list[Request],
-    releasing: dict[str, int],
+    releasing: "_Releasing",
     policy: Policy,
     plan: TrainingPlan,
     now: datetime,
@@ -520,7 +520,10 @@ def _preempt(
         if r.key in by_key and decision.causes.get(r.key) in ("quota", "capacity")
     ][:PREEMPTORS_PER_TICK]
     gangs = [g for t in tracked if (g := _gang(t)) is not None]
-    found = plan_preemptions(waiting, gangs, books.slots, releasing, books.quota, policy, now)
+    quota = books.quota.copy()
+    for key, gpus in releasing.quota.items():
+        quota.give_back(key, gpus)
+    found = plan_preemptions(waiting, gangs, books.slots, releasing.amounts, quota, policy, now)
     for key, why in found.releasing.items():
         by_key[key].status = by_key[key].status.model_copy(update={"reason": why})
     for preemption in found.preemptions:
@@ -553,12 +556,28 @@ def _gang(t: _Tracked) -> Gang | None:
     )
 
 
-def _releasing(tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolMemory) -> dict[str, int]:
+@dataclass
+class _Releasing:
+    """What stopped attempts give back once their pods are gone: what the pods request per node
+    (GPUs, CPU, memory), and the quota of jobs a stale view still shows holding (the loop's own
+    write moved them past that attempt)."""
+
+    amounts: dict[str, Amounts] = field(default_factory=dict)
+    quota: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _releasing(tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolMemory) -> _Releasing:
     """GPUs per node held by training pods of attempts that no longer hold nodes (preempted,
     suspended, withdrawn): they terminate within the grace period and free their nodes. Pods of a
     job seen through a stale view count when the loop's own write moved the job past them."""
     by_key = {t.key: t for t in tracked}
-    releasing: dict[str, int] = {}
+    released = _Releasing()
+    for t in tracked:
+        moved = memory.written.get(t.key, -1) > t.before.attempt
+        if not t.active and moved and life.holds_nodes(t.before) and t.tenant and t.pool:
+            key = (t.tenant.name, t.pool.gpu_product)
+            released.quota[key] = released.quota.get(key, 0) + t.job.spec.nodes * t.job.spec.gpus_per_node
+    releasing = released.amounts
     for pod in pods:
         t = by_key.get(pod.training_job) if pod.training_job else None
         if t is None or not pod.attempt.isdigit():
@@ -569,8 +588,10 @@ def _releasing(tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolM
         else:
             gone = attempt < memory.written.get(t.key, -1)
         if gone:
-            releasing[pod.node] = releasing.get(pod.node, 0) + pod.gpus
-    return releasing
+            freed = releasing.setdefault(pod.node, {})
+            for resource, amount in pod.requests or ((GPU_RESOURCE, pod.gpus * 1000),):
+                freed[resource] = freed.get(resource, 0) + amount
+    return released
 
 
 def preemption_policy(factory: AIFactory) -> Policy:
