@@ -521,8 +521,8 @@ def _preempt(
     ][:PREEMPTORS_PER_TICK]
     gangs = [g for t in tracked if (g := _gang(t)) is not None]
     quota = books.quota.copy()
-    for key, gpus in releasing.quota.items():
-        quota.give_back(key, gpus)
+    for held, gpus in releasing.quota.items():
+        quota.give_back(held, gpus)
     found = plan_preemptions(waiting, gangs, books.slots, releasing.amounts, quota, policy, now)
     for key, why in found.releasing.items():
         by_key[key].status = by_key[key].status.model_copy(update={"reason": why})
@@ -579,9 +579,10 @@ def _releasing(tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolM
             released.quota[key] = released.quota.get(key, 0) + t.job.spec.nodes * t.job.spec.gpus_per_node
     releasing = released.amounts
     for pod in pods:
-        t = by_key.get(pod.training_job) if pod.training_job else None
-        if t is None or not pod.attempt.isdigit():
+        owner = by_key.get(pod.training_job) if pod.training_job else None
+        if owner is None or not pod.attempt.isdigit():
             continue
+        t = owner
         attempt = int(pod.attempt)
         if t.active:
             gone = not (life.holds_nodes(t.status) and t.status.attempt == attempt)
