@@ -13,7 +13,7 @@ from test_training import POOL, STORAGE, delete_all, make_training, training, wa
 
 from aifactory_operator.constants import API_VERSION, AUDIT_SEGMENT_PREFIX, OPERATOR_NAMESPACE
 from aifactory_operator.reconcile.training import parse_time
-from conftest import unique, wait_for
+from conftest import create_refusal, unique, wait_for
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 GRACE = 10
@@ -235,3 +235,10 @@ def test_min_runtime_protects_young_gangs_and_equal_priority_never_preempts(kube
     finally:
         set_min_runtime(kube, kubectl, factory, 0)
         delete_all(kube, research)
+
+
+def test_a_priority_class_the_tenant_may_not_use_is_refused_at_admission(kube, contested):
+    _, _, citizen = contested
+    body = long_job("sneaky", citizen, priorityClassName="urgent-training")
+    refusal = create_refusal(kube, body, status=403)
+    assert "PriorityClass 'urgent-training' is not one tenant 'citizen' may use (none)" in refusal, refusal

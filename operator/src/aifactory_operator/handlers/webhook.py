@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from ..api.v1alpha1.aifactory import AIFactory, Tenant
 from ..constants import GROUP, VERSION
 from ..metrics import ADMISSION_SECONDS, STANDBY_REFUSALS
+from ..policy.allow_lists import check_training_priority_class
 from ..policy.clearance import check_clearance
 from ..policy.data_use import DataUse, check_data_use, check_mounted_data, check_pool_use
 from ..policy.dataset_paths import check_canonical_path, check_tenant_subtree, declared_path, declared_paths
@@ -155,6 +156,9 @@ def check_own_kind(body: kopf.Body, namespace: str, kwargs: dict[str, Any]) -> l
     pool = next((p for p in factory.spec.node_pools if p.name == spec.get("pool")), None)
     found = check_object(dict(body), factory.spec.sovereignty, operation=str(kwargs.get("operation")))
     found += check_pool_use(factory, tenant, pool, "spec.pool") if pool else []
+    if kind == "TrainingJob":
+        name = str(spec.get("priorityClassName") or "")
+        found += check_training_priority_class(name, tenant.name, tenant.priority_classes)
     uses = dataset_uses(namespace, kwargs["datasets_by_namespace"])
     for path, name in named_datasets(kind, spec):
         if use := uses.get(dataset_claim(name)):

@@ -70,6 +70,21 @@ def check_priority_class(obj: Obj, scope: TenantScope) -> list[Violation]:
     ]
 
 
+def check_training_priority_class(name: str, tenant: str, allowed: list[str]) -> list[Violation]:
+    """A TrainingJob's priorityClassName must be one of its tenant's priorityClasses: it decides
+    whom the job may preempt."""
+    if not name or name in allowed:
+        return []
+    return [
+        Violation(
+            PRIORITY_CLASS,
+            "spec.priorityClassName",
+            f"PriorityClass '{name}' is not one tenant '{tenant}' may use ({', '.join(allowed) or 'none'});"
+            " ask the platform team to list it in the tenant's priorityClasses",
+        )
+    ]
+
+
 def is_core_resource(name: str) -> bool:
     if "/" not in name:
         return True

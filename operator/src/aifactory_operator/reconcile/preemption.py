@@ -157,6 +157,28 @@ def choose_victims(
     return tuple((g, rules[g.key]) for g in chosen)
 
 
+def may_preempt(waiting: list[Request], gangs: list[Gang], quota: QuotaBook, policy: Policy) -> list[Request]:
+    """The waiting jobs (in the order given) that some allowed victim could exist for: a gang of
+    their tenant of lower priority, or, for a job within its tenant's share, another tenant that
+    borrows. The rest are skipped, so a deep queue of jobs that cannot preempt (a borrower's) does
+    not hide the lender behind it that can reclaim."""
+    lowest: dict[tuple[str, str], int] = {}
+    for gang in gangs:
+        if gang.preemptible:
+            key = (gang.tenant, gang.product)
+            lowest[key] = min(lowest.get(key, gang.priority), gang.priority)
+    borrowing = {g.product for g in gangs if quota.borrowed((g.tenant, g.product)) > 0}
+
+    def could(request: Request) -> bool:
+        key = (request.tenant, request.product)
+        if policy.within_tenant != "Never" and lowest.get(key, request.priority) < request.priority:
+            return True
+        reclaiming = quota.left(key) >= request.gpus and request.product in borrowing
+        return policy.reclaim != "Never" and reclaiming
+
+    return [r for r in waiting if could(r)]
+
+
 @dataclass
 class PreemptionPlan:
     preemptions: list[Preemption]

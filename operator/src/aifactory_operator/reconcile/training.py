@@ -19,6 +19,7 @@ from ..constants import (
     LABEL_RACK,
     LABEL_REGION,
 )
+from ..policy.allow_lists import PRIORITY_CLASS, check_training_priority_class
 from ..policy.data_use import DataUse, check_data_use, check_pool_use
 from ..policy.violations import Violation
 from . import training_lifecycle as life
@@ -39,7 +40,7 @@ from .gang_protocol import (
 from .gang_views import BatchJob, UnschedulablePod
 from .ledger import GangHold, Ledger, construct_ledger
 from .nodepools import Node, PodOnNode, all_taints, is_node_ready
-from .preemption import Gang, Policy, Preemption, plan_preemptions
+from .preemption import Gang, Policy, Preemption, may_preempt, plan_preemptions
 from .quota_book import QuotaBook, Share
 from .resources import Amounts, freeze, parse_amounts
 from .serving import DeploymentView, Endpoint, endpoint_request
@@ -514,15 +515,16 @@ def _preempt(
     """The victims of the jobs at the head of the queue: each is re-queued (its Job deleted once
     that status is written, its workers given the grace period) and its preemptor says so."""
     by_key = {t.key: t for t in tracked}
-    waiting = [
-        r
-        for r in queue_order(requests)
-        if r.key in by_key and decision.causes.get(r.key) in ("quota", "capacity")
-    ][:PREEMPTORS_PER_TICK]
     gangs = [g for t in tracked if (g := _gang(t)) is not None]
     quota = books.quota.copy()
     for held, gpus in releasing.quota.items():
         quota.give_back(held, gpus)
+    blocked = [
+        r
+        for r in queue_order(requests)
+        if r.key in by_key and decision.causes.get(r.key) in ("quota", "capacity")
+    ]
+    waiting = may_preempt(blocked, gangs, quota, policy)[:PREEMPTORS_PER_TICK]
     found = plan_preemptions(waiting, gangs, books.slots, releasing.amounts, quota, policy, now)
     for key, why in found.releasing.items():
         by_key[key].status = by_key[key].status.model_copy(update={"reason": why})
@@ -717,18 +719,10 @@ def priority_class_problems(
     name = job.spec.priority_class_name
     if not name:
         return []
-    if name not in tenant.priority_classes:
-        allowed = ", ".join(tenant.priority_classes) or "none"
-        return [
-            Violation(
-                "priority-class",
-                "spec.priorityClassName",
-                f"PriorityClass '{name}' is not one tenant '{tenant.name}' may use ({allowed});"
-                " ask the platform team to list it in the tenant's priorityClasses",
-            )
-        ]
+    if refused := check_training_priority_class(name, tenant.name, tenant.priority_classes):
+        return refused
     if name not in priority_classes:
-        return [Violation("priority-class", "spec.priorityClassName", f"there is no PriorityClass '{name}'")]
+        return [Violation(PRIORITY_CLASS, "spec.priorityClassName", f"there is no PriorityClass '{name}'")]
     return []
 
 
