@@ -2,14 +2,15 @@
 
 from datetime import UTC, datetime
 
-from aifactory_operator.api.v1alpha1 import Dataset, ModelEndpoint, TrainingJob
+from aifactory_operator.api.v1alpha1 import AIFactory, Dataset, ModelEndpoint, TrainingJob
 from aifactory_operator.reconcile.nodepools import PodOnNode
 from aifactory_operator.reconcile.serving import DeploymentView
 from aifactory_operator.reconcile.training import TrainingConfig, plan_training
-from builders import make_factory, make_node, make_pool, make_tenant
+from builders import make_factory, make_factory_body, make_node, make_pool, make_tenant
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DIGEST = "sha256:" + "c" * 64
+H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 def factory(quota: int = 16):
@@ -159,3 +160,54 @@ def test_a_model_of_another_jurisdiction_is_refused():
     )
     _, outcome = result.statuses["me:research/chat"]
     assert outcome.state == "stalled" and "spec.model: the data belongs to jurisdiction FR" in outcome.message
+
+
+def sharing_factory(reclaim: str):
+    """research: 8 GPUs of its own, may borrow 8; citizen: 8, lends them."""
+    body = make_factory_body(
+        pools=[make_pool(nodes=2)],
+        tenants=[
+            make_tenant("research", gpuQuota=[{"product": H100, "gpus": 8, "borrowingLimit": 8}]),
+            make_tenant("citizen", gpuQuota=[{"product": H100, "gpus": 8}]),
+        ],
+    )
+    body["spec"]["scheduling"] = {"preemption": {"reclaim": reclaim}}
+    return AIFactory.model_validate(body)
+
+
+def sharing_plan(reclaim: str, replicas: int, jobs=(), minimum: int = 1):
+    view = DeploymentView(
+        replicas=replicas, ready=replicas, available=replicas, updated=replicas,
+        generation=1, observed_generation=1, version=DIGEST,
+    )  # fmt: skip
+    endpoint = make_endpoint(status={"reservedGpus": 4 * replicas}, replicas={"min": minimum, "max": 4})
+    pods = [
+        PodOnNode("research", f"chat-{i}", f"de-1-h100-{i // 2}", 4, endpoint="research/chat")
+        for i in range(replicas)
+    ]
+    return plan_training(
+        sharing_factory(reclaim), list(jobs), {}, [make_node(f"de-1-h100-{i}") for i in range(2)], pods, model(),
+        now=NOW, config=TrainingConfig(), endpoints=[endpoint], deployments={"research/chat": view},
+    )  # fmt: skip
+
+
+def test_an_endpoint_grows_on_borrowed_quota_only_where_the_factory_may_reclaim_it():
+    assert sharing_plan("Any", 2).statuses["me:research/chat"][0]["maxReplicasAllowed"] == 4
+    assert sharing_plan("Never", 2).statuses["me:research/chat"][0]["maxReplicasAllowed"] == 2
+
+
+def test_a_lender_gets_its_share_back_from_endpoint_growth_first_never_below_min():
+    citizen_job = TrainingJob.model_validate(
+        {
+            "metadata": {"name": "mine", "namespace": "citizen", "uid": "c", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"image": "r/t:1", "pool": "h100", "nodes": 1, "gpusPerNode": 8},
+        }
+    )  # fmt: skip
+    result = sharing_plan("Any", 4, [citizen_job])  # 16 GPUs held: 8 of them citizen's
+    status, _ = result.statuses["me:research/chat"]
+    deployment = next(o for o in result.apply if o["kind"] == "Deployment")
+    assert (status["maxReplicasAllowed"], deployment["spec"]["replicas"]) == (2, 2), "8 GPUs given back"
+    assert result.preemptions == [], "no gang is stopped while endpoints give back"
+    # However much is wanted, an endpoint keeps replicas.min (which must fit its tenant's share).
+    result = sharing_plan("Any", 4, [citizen_job], minimum=2)
+    assert next(o for o in result.apply if o["kind"] == "Deployment")["spec"]["replicas"] == 2

@@ -48,6 +48,7 @@ class Endpoint:
     deployment: DeploymentView | None
     outcome: Outcome | None = None
     apply: list[Obj] = field(default_factory=list)
+    shed: int = 0  # replicas to give back this tick: borrowed GPUs their lender reclaims
 
     @property
     def key(self) -> str:
@@ -168,10 +169,12 @@ def finish_endpoint(
 
 def replica_bounds(item: Endpoint, room: int, quota_left: int) -> tuple[int, int]:
     """(the autoscaler's ceiling, the replicas to run): never below min, never beyond what free GPUs
-    and the tenant's quota hold on top of the replicas already running."""
+    and the tenant's quota hold on top of the replicas already running, less what it sheds."""
     spec = item.endpoint.spec
     per_replica = max(spec.gpus_per_replica, 1)
     allowed = min(spec.replicas.max, item.replicas + room, item.replicas + quota_left // per_replica)
+    if item.shed:
+        allowed = min(allowed, item.replicas - item.shed)
     allowed = max(allowed, spec.replicas.min)
     return allowed, min(item.replicas, allowed)
 

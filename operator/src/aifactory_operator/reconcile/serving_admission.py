@@ -84,6 +84,7 @@ def settle_endpoint(
     quota: QuotaBook,
     statuses: Statuses,
     apply: list[Obj],
+    borrow: bool = False,
 ) -> None:
     """Admitted (now or before): children and status; still waiting: Reconciling with the reason.
     Waiting for GPUs is not Stalled: the spec is sound and the endpoint starts once capacity frees
@@ -95,9 +96,30 @@ def settle_endpoint(
         statuses[item.key] = (item.status, Outcome.progressing("InsufficientCapacity", item.status["reason"]))
         return
     room = sum(max(free, 0) // per_replica for free in free_gpus.values())
-    # Endpoints grow within their tenant's own share (not on borrowed quota).
-    quota_left = max(quota.left((item.tenant.name, item.pool.gpu_product)), 0)
+    # Endpoints grow within their tenant's own share, and on borrowed quota only when the factory
+    # may reclaim it (they then give it back first: shed_borrowed_replicas).
+    key = (item.tenant.name, item.pool.gpu_product)
+    quota_left = quota.room(key) if borrow else max(quota.left(key), 0)
     finish_endpoint(item, factory.name, room, quota_left, factory.spec.sovereignty.jurisdiction)
     apply.extend(item.apply)
     assert item.outcome is not None
     statuses[item.key] = (item.status, item.outcome)
+
+
+def shed_borrowed_replicas(items: list[Endpoint], claims: QuotaBook) -> None:
+    """Sets `shed` on admitted endpoints whose replicas above min hold borrowed GPUs that their
+    lenders want back (`claims` holds what each tenant's queue wants): per product, what borrowers
+    hold beyond what lenders leave idle is given back by endpoints first, largest growth first, in
+    whole replicas and never below replicas.min. Training gangs are reclaimed only after that."""
+    for product in sorted({i.pool.gpu_product for i in items if i.admitted}):
+        over = -claims.cohort_free(product)
+        growing = [i for i in items if i.admitted and i.pool.gpu_product == product]
+        for item in sorted(growing, key=lambda i: (-(i.replicas - i.endpoint.spec.replicas.min), i.key)):
+            key = (item.tenant.name, product)
+            per_replica = max(item.endpoint.spec.gpus_per_replica, 1)
+            owed = min(over, claims.borrowed(key))
+            if owed <= 0:
+                continue
+            item.shed = min(item.replicas - item.endpoint.spec.replicas.min, -(-owed // per_replica))
+            claims.give_back(key, item.shed * per_replica)
+            over -= item.shed * per_replica

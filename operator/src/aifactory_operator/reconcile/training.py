@@ -44,7 +44,13 @@ from .preemption import Gang, Policy, Preemption, may_preempt, plan_preemptions
 from .quota_book import QuotaBook, Share
 from .resources import Amounts, freeze, parse_amounts
 from .serving import DeploymentView, Endpoint, endpoint_request
-from .serving_admission import endpoint_items, hold_replicas, replica_amounts, settle_endpoint
+from .serving_admission import (
+    endpoint_items,
+    hold_replicas,
+    replica_amounts,
+    settle_endpoint,
+    shed_borrowed_replicas,
+)
 from .training_objects import construct_job, construct_service, job_name, needs_service
 
 __all__ = ["BatchJob", "TenantGpus", "TrainingConfig", "TrainingPlan", "key_of", "plan_training"]
@@ -191,9 +197,9 @@ def plan_training(
     )
     books = _account(factory, tracked, nodes, pods, serving)
     _repair(tracked, books, pods, unschedulable or {}, plan, now, config)
-    avoid = {n for n, until in memory.quarantined.items() if until > now} | set(plan.quarantine)
-    books.slots = [s for s in books.slots if s.name not in avoid]
-    _admit_queue(factory, tracked, books, serving, plan, now, config, _releasing(tracked, pods, memory))
+    books.slots = [s for s in books.slots if s.name not in _quarantined(memory, plan, now)]
+    released = _releasing(tracked, pods, memory, serving)
+    _admit_queue(factory, tracked, books, serving, plan, now, config, released)
     for t in tracked:
         if t.materialise and life.holds_nodes(t.status):
             _materialise(factory, t, plan, admission=False)
@@ -203,6 +209,11 @@ def plan_training(
     seen = {t.key: (t.before.attempt, t.view.job is not None) for t in tracked}
     plan.settled_decisions, plan.settled_writes = settled_decisions(memory, seen)
     return plan
+
+
+def _quarantined(memory: ProtocolMemory, plan: TrainingPlan, now: datetime) -> set[str]:
+    """Nodes not offered to admission: a gang's worker stayed unschedulable there."""
+    return {n for n, until in memory.quarantined.items() if until > now} | set(plan.quarantine)
 
 
 def _follow(
@@ -456,6 +467,7 @@ def _admit_queue(
         replace(
             endpoint_request(i),
             worker=freeze(_non_gpu(replica_amounts(i.pool, i.endpoint.spec.gpus_per_replica))),
+            preemptible=False,  # replicas.min is never given back, so it never borrows
         )
         for i in serving
         if not i.admitted
@@ -472,9 +484,8 @@ def _admit_queue(
     plan.capped = decision.capped
     _book_grants(decision, requests, books)
     plan.tenant_gpus = summarize_tenant_gpus(books.quota)
-    for item in serving:
-        free = {s.name: books.ledger.free_gpus(s.name) for s in books.slots if s.pool == item.pool.name}
-        settle_endpoint(factory, item, decision, free, books.quota, plan.statuses, plan.apply)
+    policy = preemption_policy(factory)
+    _settle_serving(factory, serving, decision, requests, books, plan, policy)
     for t in queued:
         if grant := decision.admitted.get(t.key):
             assert t.pool is not None
@@ -492,9 +503,34 @@ def _admit_queue(
                     "reason": decision.waiting.get(t.key),
                 }
             )
-    policy = preemption_policy(factory)
+    if any(item.shed for item in serving) or releasing.shrinking:
+        policy = replace(policy, reclaim="Never")  # endpoints give borrowed GPUs back first
     if policy.enabled:
         _preempt(tracked, books, decision, requests, releasing, policy, plan, now)
+
+
+def _settle_serving(
+    factory: AIFactory,
+    serving: list[Endpoint],
+    decision: Decision,
+    requests: list[Request],
+    books: _Books,
+    plan: TrainingPlan,
+    policy: Policy,
+) -> None:
+    """Every endpoint's children and status. When the factory may reclaim, endpoints grow on
+    borrowed quota too, and give it back first when its lender's queue wants it."""
+    claims = books.quota.copy()  # with what the queue still wants: a lender's claim on its share
+    for request in requests:
+        if request.key not in decision.admitted:
+            claims.want((request.tenant, request.product), request.gpus)
+    reclaim = policy.reclaim != "Never"
+    if reclaim:
+        shed_borrowed_replicas(serving, claims)
+    for item in serving:
+        free = {s.name: books.ledger.free_gpus(s.name) for s in books.slots if s.pool == item.pool.name}
+        quota = claims if reclaim else books.quota
+        settle_endpoint(factory, item, decision, free, quota, plan.statuses, plan.apply, borrow=reclaim)
 
 
 # Waiting jobs that may preempt, per tick, from the head of the queue: each try places the job
@@ -566,14 +602,24 @@ class _Releasing:
 
     amounts: dict[str, Amounts] = field(default_factory=dict)
     quota: dict[tuple[str, str], int] = field(default_factory=dict)
+    shrinking: bool = False  # an endpoint has more replicas running than it is to keep
 
 
-def _releasing(tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolMemory) -> _Releasing:
+def _shrinking(item: Endpoint, pods: list[PodOnNode]) -> bool:
+    """More of the endpoint's pods bound than its Deployment keeps (one more during a surge)."""
+    key = f"{item.endpoint.namespace}/{item.endpoint.name}"
+    surge = 1 if item.deployment is None or item.deployment.surge else 0
+    return item.admitted and sum(1 for p in pods if p.endpoint == key) > item.replicas + surge
+
+
+def _releasing(
+    tracked: list[_Tracked], pods: list[PodOnNode], memory: ProtocolMemory, serving: list[Endpoint]
+) -> _Releasing:
     """GPUs per node held by training pods of attempts that no longer hold nodes (preempted,
     suspended, withdrawn): they terminate within the grace period and free their nodes. Pods of a
     job seen through a stale view count when the loop's own write moved the job past them."""
     by_key = {t.key: t for t in tracked}
-    released = _Releasing()
+    released = _Releasing(shrinking=any(_shrinking(item, pods) for item in serving))
     for t in tracked:
         moved = memory.written.get(t.key, -1) > t.before.attempt
         if not t.active and moved and life.holds_nodes(t.before) and t.tenant and t.pool:
