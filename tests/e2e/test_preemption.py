@@ -9,6 +9,7 @@ import time
 import pytest
 from factories import make_factory, make_tenant
 from test_metrics import scrape, value
+from test_serving import DIGEST_A, endpoint, make_endpoint, model_dataset
 from test_training import POOL, STORAGE, delete_all, make_training, training, wait_phase
 
 from aifactory_operator.constants import API_VERSION, AUDIT_SEGMENT_PREFIX, OPERATOR_NAMESPACE
@@ -35,7 +36,13 @@ def contested(kube, kubectl, operator):
         ),
         make_tenant("citizen", citizen, gpuQuota=[{"product": H100, "gpus": 16}]),
     ]
-    factory = make_factory(name, pools=[POOL], tenants=tenants, storage=STORAGE)
+    models = {
+        "name": "models",
+        "static": {"nfsServer": "nfs.factory.internal", "path": "/models"},
+        "region": "de-fra",
+        "capacity": "10Ti",
+    }
+    factory = make_factory(name, pools=[POOL], tenants=tenants, storage=[*STORAGE, models])
     factory["spec"]["scheduling"] = {
         "preemption": {"withinTenant": "LowerPriority", "reclaim": "Any"},
         "gracePeriodSeconds": GRACE,
@@ -242,3 +249,31 @@ def test_a_priority_class_the_tenant_may_not_use_is_refused_at_admission(kube, c
     body = long_job("sneaky", citizen, priorityClassName="urgent-training")
     refusal = create_refusal(kube, body, status=403)
     assert "PriorityClass 'urgent-training' is not one tenant 'citizen' may use (none)" in refusal, refusal
+
+
+def test_an_endpoint_gives_back_borrowed_replicas_first_and_keeps_its_minimum(kube, kubectl, contested):
+    _, research, citizen = contested
+    before = preemptions("Reclaim")
+    kube.apply(model_dataset(research, DIGEST_A, "weights"))
+    kubectl("wait", "--for=condition=Ready", "dataset/weights", "-n", research, "--timeout=60s")
+    chat = make_endpoint("chat", research, model="weights", gpus=8, minimum=1, maximum=3, pool="h100")
+    kube.apply(chat)
+    try:
+        kubectl("wait", "--for=condition=Ready", "modelendpoint/chat", "-n", research, "--timeout=90s")
+        # As its autoscaler would: 3 replicas of 8 GPUs, 8 of them on quota citizen lends.
+        kubectl("scale", "deployment/chat", "-n", research, "--replicas=3")
+        wait_for(
+            lambda: endpoint(kube, research, "chat")["status"].get("readyReplicas") == 3, "three replicas"
+        )
+        assert endpoint(kube, research, "chat")["status"]["maxReplicasAllowed"] == 3
+        # citizen wants two nodes of its own share: one replica goes, no more, and no gang is stopped.
+        kube.apply(long_job("mine", citizen, nodes=2))
+        wait_phase(kube, citizen, "mine", "Running", timeout=90)
+        assert kube.get("apps/v1", "Deployment", "chat", research)["spec"]["replicas"] == 2
+        status = endpoint(kube, research, "chat")["status"]
+        assert status["maxReplicasAllowed"] == 2 and status["readyReplicas"] >= 1, status
+        assert preemptions("Reclaim") == before
+    finally:
+        kube.delete(API_VERSION, "ModelEndpoint", "chat", research)
+        delete_all(kube, citizen)
+        wait_for(lambda: not kube.list("v1", "Pod", namespace=research), "the endpoint's pods to go")
