@@ -287,3 +287,11 @@ def test_the_property_catches_a_rule_that_stops_equal_priorities():
             run()
     finally:
         preemption.rule_for = real
+
+
+def test_a_borrowers_deep_queue_does_not_hide_the_lender_that_can_reclaim():
+    gangs = [gang(f"b/j{i}", "b", [f"n{i}"]) for i in range(NODES)]  # b holds 64, 32 borrowed
+    quota = book({"a": Share(32), "b": Share(32, borrowing_limit=32)}, gangs)
+    queue = [request(f"b/q{i}", "b", 1) for i in range(40)] + [request("a/mine", "a", 2)]
+    assert [r.key for r in preemption.may_preempt(queue, gangs, quota, RECLAIM_ANY)] == ["a/mine"]
+    assert preemption.may_preempt(queue, gangs, quota, Policy()) == []

@@ -630,12 +630,11 @@ def _releasing(
         owner = by_key.get(pod.training_job) if pod.training_job else None
         if owner is None or not pod.attempt.isdigit():
             continue
-        t = owner
         attempt = int(pod.attempt)
-        if t.active:
-            gone = not (life.holds_nodes(t.status) and t.status.attempt == attempt)
+        if owner.active:
+            gone = not (life.holds_nodes(owner.status) and owner.status.attempt == attempt)
         else:
-            gone = attempt < memory.written.get(t.key, -1)
+            gone = attempt < memory.written.get(owner.key, -1)
         if gone:
             freed = releasing.setdefault(pod.node, {})
             for resource, amount in pod.requests or ((GPU_RESOURCE, pod.gpus * 1000),):
