@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 CHECKOV := $(TOOLS)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: all install cluster-binaries compat-binaries node-binaries chart-tools crds lint unit e2e test compat run bench bench-gangs image bundle cluster-up cluster-down clean
+.PHONY: all install cluster-binaries compat-binaries node-binaries kueue chart-tools crds lint unit e2e test compat run bench bench-gangs image bundle cluster-up cluster-down clean
 
 all: install
 
@@ -35,6 +35,11 @@ compat-binaries:
 # (CONTAINERD_VERSION) and a pause command, cached the same way (docs/real-node.md).
 node-binaries:
 	@bash hack/build-node-binaries.sh >/dev/null
+
+# The peer make bench compares with (issue 23): Kueue's manager from its Go module, cached like the
+# control plane; its CRDs are read from the same module in the Go module cache.
+kueue:
+	@. hack/versions.env && bash hack/build-go-tool.sh kueue sigs.k8s.io/kueue/cmd/kueue $$KUEUE_VERSION 4 >/dev/null
 
 # helm and kstatus (built from their Go modules, cached like the control plane) and checkov, for the
 # chart and GitOps checks.
