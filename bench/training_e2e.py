@@ -1,6 +1,7 @@
 """Time from creating N TrainingJobs to all their pods Running through the operator, against the
-same Jobs and Services created directly by one client (no admission), in the same run; plus the
-operator's API writes per TrainingJob.
+same Jobs and Services created directly by one client (no admission), and against the same gang
+Jobs admitted by Kueue (kueue_peer.py; --no-kueue skips it), in the same run; plus each
+controller's API writes per job, CPU seconds and peak memory.
 
 Each run ends with the gang audit (bench/gang_audit.py): stuck_gangs, double_booked_nodes and
 placement_mismatches must all be 0, and a wait for the pods gives up after --give-up-per-job seconds
@@ -34,6 +35,9 @@ from common import (
     wait,
     wait_until,
 )
+from kueue_config import kueue_job, kueue_objects
+from kueue_peer import KueueProcess
+from kueue_peer import version as kueue_version
 
 from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
 from aifactory_operator.api.v1alpha1.aifactory import NodePool
@@ -44,6 +48,9 @@ from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.training_objects import construct_job, construct_service, needs_service
 
 METRICS_PORT = 18091
+KUEUE_PORT_BASE = 18095
+KUEUE_AGENTS = ("kueue",)
+WRITE_VERBS = ("create", "update", "patch", "delete")
 
 
 def training_factory(name: str, namespace: str, nodes: int) -> dict:
@@ -145,6 +152,51 @@ def measure_baseline(
     return {"seconds": seconds, "created": created, **gave_up}
 
 
+def measure_kueue(
+    layout: Layout,
+    kube: Kube,
+    factory: AIFactory,
+    sizes: list[tuple[int, int]],
+    namespace: str,
+    give_up: float,
+) -> dict:
+    """The same Services and gang Jobs, admitted by Kueue (kueue_peer.py) in a ClusterQueue with the
+    tenant's quota, placed by its topology-aware scheduling (rack preferred, as our default)."""
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    tenant = factory.spec.tenants[0].model_copy(update={"namespaces": [namespace]})
+    view = factory.model_copy(update={"spec": factory.spec.model_copy(update={"tenants": [tenant]})})
+    pool = factory.spec.node_pools[0]
+    kueue = KueueProcess(layout.kubeconfig, layout.root / "kueue", KUEUE_PORT_BASE)
+    try:
+        kueue.start(kube)
+        for obj in kueue_objects(view, priorities=[0]):
+            kube.apply(obj)
+        time.sleep(2)
+        cpu_before, audit_from = kueue.cpu_seconds(), audit_offset(layout)
+        started = time.monotonic()
+        for obj in plain_jobs(sizes, namespace, pool, factory.name):
+            kube.apply(kueue_job(obj, 0, "preferred", "rack") if obj["kind"] == "Job" else obj)
+        created = time.monotonic() - started
+        gave_up = wait_running(kube, namespace, sum(n for n, _ in sizes), give_up)
+        seconds = time.monotonic() - started
+        cpu, rss = kueue.cpu_seconds() - cpu_before, kueue.peak_rss_kib()
+        by_verb = requests_by_verb(layout, audit_from, KUEUE_AGENTS)
+    finally:
+        kueue.stop()
+    kube.delete("v1", "Namespace", namespace)
+    wait(lambda: kube.get("v1", "Namespace", namespace) is None, "the kueue namespace gone")
+    return {
+        "seconds": seconds,
+        "created": created,
+        "cpu_seconds": round(cpu, 1),
+        "peak_rss_mib": round(rss / 1024, 1),
+        "version": kueue_version(),
+        "writes_per_job": round(sum(by_verb.get(v, 0) for v in WRITE_VERBS) / len(sizes), 2),
+        "by_verb": {v: round(n / len(sizes), 2) for v, n in sorted(by_verb.items())},
+        **gave_up,
+    }
+
+
 def measure_operator(
     layout: Layout,
     kube: Kube,
@@ -177,6 +229,31 @@ def measure_operator(
     }
 
 
+def peer_figures(kueue: dict, ours: dict) -> dict:
+    """Kueue beside the operator, from the same run: its timings None when either side gave up."""
+    done = "gave_up_waiting_for" not in ours and "gave_up_waiting_for" not in kueue
+
+    def timed(value: float, digits: int) -> float | None:
+        return round(value, digits) if done else None
+
+    return {
+        "kueue_version": kueue["version"],
+        "kueue_seconds_to_all_running": timed(kueue["seconds"], 1),
+        "ratio_operator_to_kueue": timed(ours["seconds"] / kueue["seconds"], 2),
+        "kueue_client_seconds_creating_jobs_and_services": round(kueue["created"], 1),
+        "kueue_writes_per_job": kueue["writes_per_job"],
+        "kueue_api_requests_per_job_by_verb": kueue["by_verb"],
+        "kueue_cpu_seconds": kueue["cpu_seconds"],
+        "kueue_peak_rss_mib": kueue["peak_rss_mib"],
+        "ratio_operator_cpu_to_kueue": round(ours["cpu_seconds"] / max(kueue["cpu_seconds"], 0.1), 2),
+        **(
+            {"kueue_gave_up_waiting_for": kueue["gave_up_waiting_for"]}
+            if not done and "gave_up_waiting_for" in kueue
+            else {}
+        ),
+    }
+
+
 def figures(baseline: dict, ours: dict) -> dict:
     """The result's figures, under the names BENCHMARKS.md has always shown; the timings are None
     when the operator's side gave up (the baseline's giving up ends the run before)."""
@@ -201,10 +278,11 @@ def figures(baseline: dict, ours: dict) -> dict:
     }
 
 
-def run(jobs: int, nodes: int, seed: int, give_up: float) -> dict:
+def run(jobs: int, nodes: int, seed: int, give_up: float, kueue: bool = True) -> dict:
     layout, kube = start_cluster()
     stamp = int(time.time())
     name, namespace, direct_ns = f"tbench-{stamp}", f"tbench-{stamp}", f"tdirect-{stamp}"
+    kueue_ns = f"tkueue-{stamp}"
     sizes = gang_sizes(jobs, seed)
     result: dict = {"jobs": jobs, "nodes": nodes, "seed": seed, "give_up_seconds": give_up}
     operator = OperatorProcess(
@@ -218,6 +296,8 @@ def run(jobs: int, nodes: int, seed: int, give_up: float) -> dict:
         baseline = measure_baseline(kube, sizes, direct_ns, pool, name, give_up)
         if "gave_up_waiting_for" in baseline:
             return result | {"gave_up_waiting_for": baseline["gave_up_waiting_for"]}
+        factory = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
+        peer = measure_kueue(layout, kube, factory, sizes, kueue_ns, give_up) if kueue else None
         ours = measure_operator(layout, kube, operator, sizes, namespace, give_up)
         # Before the factory goes: at the end of the run, or at the moment it gave up.
         audit = audit_figures(kube, [namespace], f"{LABEL_FACTORY}={name}")
@@ -225,7 +305,8 @@ def run(jobs: int, nodes: int, seed: int, give_up: float) -> dict:
     finally:
         operator.stop()
     gave_up = {k: v for k, v in ours.items() if k in ("gave_up_waiting_for", "running_pods_when_given_up")}
-    return result | figures(baseline, ours) | audit | gave_up
+    peers = peer_figures(peer, ours) if peer else {}
+    return result | figures(baseline, ours) | peers | audit | gave_up
 
 
 def main() -> int:
@@ -240,9 +321,10 @@ def main() -> int:
         help=f"seconds per job to wait for all pods Running before reporting (at least {GIVE_UP_MIN_SECONDS:.0f})",
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-kueue", action="store_true", help="skip the Kueue runner (kueue_peer.py)")
     args = parser.parse_args()
     give_up = give_up_seconds(args.jobs, args.give_up_per_job)
-    return report(run(args.jobs, args.nodes, args.seed, give_up), args.json)
+    return report(run(args.jobs, args.nodes, args.seed, give_up, kueue=not args.no_kueue), args.json)
 
 
 if __name__ == "__main__":

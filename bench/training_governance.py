@@ -185,7 +185,8 @@ def urgent_workload(nodes: int, ticks: int, seed: int) -> list[Arrival]:
     priority-1000 job of 1-2 nodes every 30 ticks."""
     rng = random.Random(seed)
     backlog = [
-        Arrival(0, "research", rng.randint(1, 4), rng.randint(100, 400), 10) for _ in range(ticks * nodes // 100)
+        Arrival(0, "research", rng.randint(1, 4), rng.randint(100, 400), 10)
+        for _ in range(ticks * nodes // 100)
     ]
     urgent = [
         Arrival(t, "research", rng.randint(1, 2), rng.randint(5, 15), 1000) for t in range(15, ticks, 30)

@@ -1,0 +1,172 @@
+"""Kueue as a runner of the benchmarks (issue 23): its manager built from its Go module
+(make kueue), run out of cluster against the same local control plane, given the factory's rules
+(kueue_config.py), and fed the same gang Jobs our TrainingJobs render.
+
+Without its webhooks (they would need the API server to reach a cluster Service), Kueue is given
+Jobs created already suspended, with the queue-name label: what its mutating webhook would have
+done to them. Everything else is its own: it creates a Workload per Job, admits it against the
+ClusterQueue's quota with topology-aware placement, and unsuspends the Job with the chosen nodes.
+
+Kueue reads its metrics certificate from a fixed path, /etc/kueue/metrics/certs, when its own
+certificate management is off; start() writes one there (made by our PKI code) if none is there,
+and stop() removes what start() wrote.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aifactory_operator.certificates import issue_ca, issue_server
+from aifactory_operator.devcluster.processes import is_port_free
+from aifactory_operator.kube.client import Kube
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+NAMESPACE = "kueue-system"
+
+
+def version() -> str:
+    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
+        if line.startswith("KUEUE_VERSION="):
+            return line.split("=", 1)[1].strip()
+    raise RuntimeError("KUEUE_VERSION is not in hack/versions.env")
+
+
+def build() -> Path:
+    """The cached manager binary, built from its module the first time (about 3 minutes)."""
+    out = subprocess.run(
+        [
+            "bash",
+            str(REPO / "hack" / "build-go-tool.sh"),
+            "kueue",
+            "sigs.k8s.io/kueue/cmd/kueue",
+            version(),
+            "4",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def crds() -> list[dict[str, Any]]:
+    """Kueue's CRDs, from the same module in the Go module cache (go install put it there)."""
+    cache = subprocess.run(
+        ["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    bases = Path(cache) / f"sigs.k8s.io/kueue@{version()}" / "config/components/crd/bases"
+    return [yaml.safe_load(path.read_text()) for path in sorted(bases.glob("*.yaml"))]
+
+
+def configuration(workdir: Path, ports: tuple[int, int, int], fair_sharing: bool) -> dict[str, Any]:
+    webhook, health, metrics = ports
+    config: dict[str, Any] = {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "namespace": NAMESPACE,
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{health}"},
+        "metrics": {"bindAddress": f"127.0.0.1:{metrics}"},
+        "webhook": {"host": "127.0.0.1", "port": webhook, "certDir": str(workdir / "certs")},
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "integrations": {"frameworks": ["batch/job"]},
+    }
+    if fair_sharing:
+        config["fairSharing"] = {"enable": True}
+    return config
+
+
+def _write_serving_pair(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = issue_ca("aifactory-bench-kueue-ca")
+    pair = issue_server(ca, "kueue", ["localhost", "127.0.0.1"])
+    (directory / "tls.crt").write_bytes(pair.cert)
+    (directory / "tls.key").write_bytes(pair.key)
+    (directory / "ca.crt").write_bytes(ca.cert)
+
+
+class KueueProcess:
+    """Kueue's manager out of cluster, its log in `workdir`."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, port_base: int, fair_sharing: bool = False) -> None:
+        self.kubeconfig, self.workdir = kubeconfig, workdir
+        self.ports = (port_base, port_base + 1, port_base + 2)
+        self.fair_sharing = fair_sharing
+        self.process: subprocess.Popen[bytes] | None = None
+        self.wrote_metrics_certs = False
+
+    def start(self, kube: Kube) -> None:
+        binary = build()
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        for crd in crds():
+            kube.apply(crd)
+        time.sleep(2)  # established and served, as bench/common.py waits for ours
+        kube.dynamic.resources.invalidate_cache()
+        _write_serving_pair(self.workdir / "certs")
+        if not (METRICS_CERTS / "tls.crt").exists():
+            _write_serving_pair(METRICS_CERTS)
+            self.wrote_metrics_certs = True
+        if not all(is_port_free(p) for p in self.ports):
+            raise RuntimeError(f"ports {self.ports} are taken")
+        config = self.workdir / "kueue-config.yaml"
+        config.write_text(yaml.safe_dump(configuration(self.workdir, self.ports, self.fair_sharing)))
+        log = (self.workdir / "kueue.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                str(binary),
+                f"--config={config}",
+                f"--kubeconfig={self.kubeconfig}",
+                "--feature-gates=VisibilityOnDemand=false",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_healthy()
+
+    def _wait_healthy(self, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"kueue exited; see {self.workdir / 'kueue.log'}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"kueue not ready in {seconds:.0f}s; see {self.workdir / 'kueue.log'}")
+
+    def cpu_seconds(self) -> float:
+        if self.process is None:
+            return 0.0
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_kib(self) -> int:
+        if self.process is None:
+            return 0
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self.wrote_metrics_certs:
+            shutil.rmtree(METRICS_CERTS.parent.parent, ignore_errors=True)
+            self.wrote_metrics_certs = False
