@@ -10,7 +10,8 @@ so the peer benchmark gives Kueue the rules our operator enforces, no more and n
   reclaim), fair-sharing weights as ours;
 - a LocalQueue in every tenant namespace, and a WorkloadPriorityClass per priority in use.
 
-Gang Jobs are the indexed Jobs our TrainingJobs render, with the nodes Kueue must choose left open:
+Gang Jobs are the indexed Jobs our TrainingJobs render, with the nodes Kueue must choose left open
+(and no inter-pod anti-affinity, which Kueue's placement does not model; see kueue_job):
 created suspended with the queue-name label (Kueue admits and unsuspends them), and the topology
 requirement as Kueue's pod-template annotations.
 """
@@ -175,8 +176,11 @@ def kueue_job(job: Obj, priority: int, mode: str = "none", level: str = "rack") 
     meta.setdefault("labels", {}).update({QUEUE_LABEL: LOCAL_QUEUE, PRIORITY_LABEL: priority_class(priority)})
     spec["suspend"] = True
     template = spec["template"]
-    affinity = template["spec"].get("affinity") or {}
-    affinity.pop("nodeAffinity", None)  # the nodes our admission decided: Kueue decides them here
+    # The nodes our admission decided are Kueue's to decide here. Our one-worker-per-node
+    # anti-affinity goes too: Kueue's topology-aware placement does not model inter-pod
+    # anti-affinity and packs a gang's pods by topology, so with it a gang of two 1-GPU workers
+    # was placed on one node and its second pod stayed Pending (seen on the control plane).
+    template["spec"].pop("affinity", None)
     if mode in ("required", "preferred"):
         annotation = REQUIRED if mode == "required" else PREFERRED
         template["metadata"].setdefault("annotations", {})[annotation] = LEVEL_LABELS[level]

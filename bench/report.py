@@ -81,7 +81,59 @@ def render() -> str:
             "",
         ]
         lines += ["| Figure | Value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
-    return "\n".join(lines + render_gang_runs(sorted(BENCH.glob("gangs-*.json"))) + render_moved())
+    peers = render_peers(
+        {
+            name: json.loads((BENCH / f"{name}.json").read_text())
+            for name in PEER_RUNS
+            if (BENCH / f"{name}.json").exists()
+        }
+    )
+    return "\n".join(lines + peers + render_gang_runs(sorted(BENCH.glob("gangs-*.json"))) + render_moved())
+
+
+# The runs that put Kueue beside the operator and the plain-Job baseline (training_e2e.py).
+PEER_RUNS = ("training_e2e", "training_e2e_400")
+PEER_FIGURES = (
+    (
+        "seconds from creating the jobs to all pods Running",
+        "operator_seconds_to_all_running",
+        "kueue_seconds_to_all_running",
+        "baseline_direct_jobs_seconds_to_all_running",
+    ),
+    ("controller CPU seconds", "operator_cpu_seconds", "kueue_cpu_seconds", None),
+    ("controller peak RSS (MiB)", "operator_peak_rss_mib", "kueue_peak_rss_mib", None),
+    ("API writes per job", "operator_writes_per_trainingjob", "kueue_writes_per_job", None),
+)
+
+
+def render_peers(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """The "peer: Kueue" section: for each run that had Kueue beside the operator, each figure of
+    both controllers (and of plain Jobs where it has one) and the operator's ratio to Kueue."""
+    runs = {name: r for name, r in runs.items() if "kueue_version" in r}
+    if not runs:
+        return []
+    lines = [
+        "## peer: Kueue",
+        "",
+        "The same gang Jobs, in the same run on the same control plane: through our operator, through",
+        "Kueue (built from its module, run out of cluster with the factory's rules, bench/kueue_peer.py),",
+        "and created directly for kube-scheduler alone. Ratio: operator / Kueue (below 1: the operator",
+        "needs less).",
+        "",
+        "| Run | Figure | Operator | Kueue | Plain Jobs | Ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        label = f"{name} ({run.get('jobs')} jobs, {run.get('nodes')} nodes, Kueue {run['kueue_version']})"
+        for words, ours, theirs, plain in PEER_FIGURES:
+            a, b = run.get(ours), run.get(theirs)
+            ratio = (
+                round(a / b, 2) if isinstance(a, int | float) and isinstance(b, int | float) and b else "-"
+            )
+            lines.append(
+                f"| {label} | {words} | {a} | {b} | {run.get(plain, '-') if plain else '-'} | {ratio} |"
+            )
+    return [*lines, ""]
 
 
 def render_gang_runs(paths: list[Path]) -> list[str]:

@@ -181,10 +181,11 @@ def measure_kueue(
         seconds = time.monotonic() - started
         cpu, rss = kueue.cpu_seconds() - cpu_before, kueue.peak_rss_kib()
         by_verb = requests_by_verb(layout, audit_from, KUEUE_AGENTS)
+        # While Kueue runs: it removes the finalizers it put on its Workloads.
+        kube.delete("v1", "Namespace", namespace)
+        wait(lambda: kube.get("v1", "Namespace", namespace) is None, "the kueue namespace gone")
     finally:
         kueue.stop()
-    kube.delete("v1", "Namespace", namespace)
-    wait(lambda: kube.get("v1", "Namespace", namespace) is None, "the kueue namespace gone")
     return {
         "seconds": seconds,
         "created": created,

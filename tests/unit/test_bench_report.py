@@ -52,3 +52,25 @@ def test_no_gang_runs_means_no_section():
     from report import render_gang_runs
 
     assert render_gang_runs([]) == []
+
+
+def test_the_peer_section_puts_each_figure_of_both_controllers_beside_their_ratio():
+    from report import render_peers
+
+    run = {
+        "jobs": 200,
+        "nodes": 100,
+        "kueue_version": "v0.17.0",
+        "operator_seconds_to_all_running": 30.0,
+        "kueue_seconds_to_all_running": 60.0,
+        "baseline_direct_jobs_seconds_to_all_running": 25.0,
+        "operator_cpu_seconds": 10.0,
+        "kueue_cpu_seconds": 5.0,
+    }
+    lines = render_peers({"training_e2e": run, "training_e2e_400": {"jobs": 400}})
+    assert lines[0] == "## peer: Kueue"
+    rows = [line for line in lines if line.startswith("| training_e2e")]
+    assert len(rows) == 4, "a row per figure, only for the run that had Kueue"
+    assert rows[0].endswith("| 30.0 | 60.0 | 25.0 | 0.5 |")
+    assert rows[1].endswith("| 10.0 | 5.0 | - | 2.0 |")
+    assert render_peers({"training_e2e": {"jobs": 1}}) == []

@@ -91,7 +91,8 @@ def test_the_gang_job_is_ours_with_the_nodes_left_to_kueue():
     theirs = kueue_job(ours, 10, "required", "rack")
     assert theirs["spec"]["suspend"] is True and theirs["metadata"]["labels"][QUEUE_LABEL] == "aifactory"
     pod = theirs["spec"]["template"]["spec"]
-    assert "nodeAffinity" not in pod["affinity"] and "podAntiAffinity" in pod["affinity"]
+    assert "affinity" not in pod, "the nodes are Kueue's to choose, by its topology-aware placement"
+    assert pod["nodeSelector"] == ours["spec"]["template"]["spec"]["nodeSelector"], "the same pool"
     assert pod["containers"] == ours["spec"]["template"]["spec"]["containers"], "the same requests"
     assert theirs["spec"]["template"]["metadata"]["annotations"][REQUIRED] == "aifactory.dev/rack"
     preferred = kueue_job(ours, 10, "preferred", "nvlinkDomain")["spec"]["template"]["metadata"][
