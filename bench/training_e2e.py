@@ -50,6 +50,7 @@ from aifactory_operator.reconcile.training_objects import construct_job, constru
 METRICS_PORT = 18091
 KUEUE_PORT_BASE = 18095
 KUEUE_AGENTS = ("kueue",)
+KUEUE_PATIENCE = 5
 WRITE_VERBS = ("create", "update", "patch", "delete")
 
 
@@ -177,7 +178,10 @@ def measure_kueue(
         for obj in plain_jobs(sizes, namespace, pool, factory.name):
             kube.apply(kueue_job(obj, 0, "preferred", "rack") if obj["kind"] == "Job" else obj)
         created = time.monotonic() - started
-        gave_up = wait_running(kube, namespace, sum(n for n, _ in sizes), give_up)
+        # Five times the operator's budget: Kueue admits one workload per ClusterQueue per
+        # scheduling cycle, so a single tenant's deep queue takes it longer, and the figure is
+        # worth more than a give-up.
+        gave_up = wait_running(kube, namespace, sum(n for n, _ in sizes), KUEUE_PATIENCE * give_up)
         seconds = time.monotonic() - started
         cpu, rss = kueue.cpu_seconds() - cpu_before, kueue.peak_rss_kib()
         by_verb = requests_by_verb(layout, audit_from, KUEUE_AGENTS)
