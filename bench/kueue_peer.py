@@ -12,7 +12,6 @@ certificate management is off; start() writes one there (made by our PKI code) i
 and stop() removes what start() wrote.
 """
 
-import os
 import shutil
 import subprocess
 import time
@@ -25,6 +24,7 @@ import yaml
 from aifactory_operator.certificates import issue_ca, issue_server
 from aifactory_operator.devcluster.processes import is_port_free
 from aifactory_operator.kube.client import Kube
+from aifactory_operator.launcher import cpu_seconds, peak_rss_kib
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS_CERTS = Path("/etc/kueue/metrics/certs")
@@ -145,18 +145,10 @@ class KueueProcess:
         raise RuntimeError(f"kueue not ready in {seconds:.0f}s; see {self.workdir / 'kueue.log'}")
 
     def cpu_seconds(self) -> float:
-        if self.process is None:
-            return 0.0
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid) if self.process is not None else 0.0
 
     def peak_rss_kib(self) -> int:
-        if self.process is None:
-            return 0
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        return 0
+        return peak_rss_kib(self.process.pid) if self.process is not None else 0
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -64,19 +64,11 @@ class OperatorProcess:
 
     def peak_rss_kib(self) -> int:
         """The operator's peak resident memory (VmHWM), while it runs."""
-        if self.process is None:
-            return 0
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        return 0
+        return peak_rss_kib(self.process.pid) if self.process is not None else 0
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the operator has used so far, from /proc."""
-        if self.process is None:
-            return 0.0
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid) if self.process is not None else 0.0
 
     def kill(self) -> None:
         """SIGKILL: a crash, for tests of what survives one."""
@@ -94,3 +86,17 @@ def interrupt_on_sigterm() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def peak_rss_kib(pid: int) -> int:
+    """A running process's peak resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -160,29 +160,25 @@ def fail(status: Status, message: str, max_restarts: int, now: datetime) -> Stat
 def preempt(status: Status, why: str) -> Status:
     """Stopped for another job: its workers get the grace period to checkpoint, then it is re-queued
     on a new attempt that resumes from the checkpoint, without spending a restart."""
-    return status.model_copy(
-        update={
-            "phase": Phase.QUEUED,
-            "placement": None,
-            "attempt": status.attempt + 1,
-            "preemptions": status.preemptions + 1,
-            "retry_after": None,
-            "reason": why,
-        }
-    )
+    return _requeue(status, "preemptions", status.preemptions + 1, why)
 
 
 def withdraw(status: Status, why: str) -> Status:
     """The operator takes its admission back (its own check failed): re-queued at once, on a new
     attempt, without spending a restart."""
+    return _requeue(status, "withdrawals", status.withdrawals + 1, f"re-queued: {why}")
+
+
+def _requeue(status: Status, counter: str, count: int, reason: str) -> Status:
+    """Queued again at once on a new attempt, the cause counted in `counter` (not in restarts)."""
     return status.model_copy(
         update={
             "phase": Phase.QUEUED,
             "placement": None,
             "attempt": status.attempt + 1,
-            "withdrawals": status.withdrawals + 1,
+            counter: count,
             "retry_after": None,
-            "reason": f"re-queued: {why}",
+            "reason": reason,
         }
     )
 
