@@ -1,6 +1,7 @@
 """Gang admission through the operator on the real control plane, with a queue deeper than the
 factory: admission decisions per second, the wait from creation to admission and the queue length,
-against kube-scheduler binding the same jobs as plain batch/v1 Jobs, in the same run.
+against kube-scheduler binding the same jobs as plain batch/v1 Jobs, and against Kueue admitting
+the same gang Jobs (kueue_peer.py; --no-kueue skips it), in the same run.
 
 Both sides get the same bounded window (--window seconds from the first creation): one client
 creates the jobs as fast as it can until all exist or the window ends, and only decisions made
@@ -9,15 +10,17 @@ inside the window count. The baseline runs first, with the operator stopped.
 With --deep-queue every job exists before anything decides: the TrainingJobs are created (CLIENTS
 clients in parallel) while the operator is stopped and its webhooks are removed (it puts them back
 when it starts), the plain Jobs while kube-scheduler is stopped (their pods wait, created by the Job
-controller). The window then starts when the operator, or kube-scheduler, starts, and waits count
-from that moment: decisions per second with the whole queue in front of the decider.
+controller), Kueue's suspended Jobs while Kueue is stopped. The window then starts when the
+operator, kube-scheduler or Kueue starts, and waits count from that moment: decisions per second
+with the whole queue in front of the decider. Kueue's decision is its Workload's admission; like
+the operator's, it comes before the pods are bound.
 
 At the end of the operator's window the gang audit (bench/gang_audit.py) reports stuck_gangs,
 double_booked_nodes and placement_mismatches; any that is not 0 makes the run exit non-zero once its
 JSON is written.
 
 Usage: python bench/admission_e2e.py [--jobs 1000] [--nodes 32] [--window 120] [--deep-queue]
-       [--seed 1] [--json out.json]
+       [--seed 1] [--no-kueue] [--json out.json]
 """
 
 import argparse
@@ -46,6 +49,9 @@ from common import (
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from kueue_config import kueue_job, with_namespaces
+from kueue_peer import kueue_peer
+from kueue_peer import version as kueue_version
 from timeline import (
     RESOLUTION_SECONDS,
     Decided,
@@ -53,9 +59,11 @@ from timeline import (
     pod_decisions,
     summarize,
     trainingjob_decisions,
+    workload_decisions,
 )
 from workload import Gang, construct_plain_job, construct_trainingjob, make_admission_mix
 
+from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.api.v1alpha1.aifactory import NodePool
 from aifactory_operator.constants import API_VERSION, LABEL_FACTORY
 from aifactory_operator.devcluster.cluster import start_component, stop_component
@@ -65,6 +73,7 @@ from aifactory_operator.launcher import OperatorProcess
 from aifactory_operator.reconcile.webhook_objects import AUDIT_TAP_NAME, VALIDATING_NAME
 
 METRICS_PORT = 18190
+KUEUE_PORT_BASE = 18195
 POOL = "h100"
 PRODUCT = "NVIDIA-H100-80GB-HBM3"
 # Stamps have one-second resolution: this much after the window, its last decisions are written.
@@ -192,10 +201,58 @@ def measure_operator_deep(
     }
 
 
-def run(jobs: int, nodes: int, window: float, deep_queue: bool = False, seed: int = 1) -> dict[str, Any]:
+def kueue_decisions(kube: Kube, namespace: str) -> list[Decided]:
+    jobs = kube.list("batch/v1", "Job", namespace=namespace)
+    return workload_decisions(jobs, kube.list("kueue.x-k8s.io/v1beta2", "Workload", namespace=namespace))
+
+
+def measure_kueue(
+    layout: Layout,
+    kube: Kube,
+    factory: AIFactory,
+    gangs: list[Gang],
+    namespace: str,
+    window: float,
+    deep: bool,
+) -> dict[str, Any]:
+    """Kueue: each gang as the suspended Job it admits; decisions are Workload admissions. Deep:
+    every Job queued while Kueue is stopped, the window from its start."""
+    create_namespace(kube, namespace)
+    pool = factory.spec.node_pools[0]
+    view = with_namespaces(factory, {factory.spec.tenants[0].namespaces[0]: namespace})
+    bodies = [kueue_job(construct_plain_job(g, namespace, pool, factory.name), 0) for g in gangs]
+    with kueue_peer(
+        layout.kubeconfig, layout.root / "kueue", kube, view, KUEUE_PORT_BASE, launch=not deep
+    ) as kueue:
+        if deep:
+            creation = create_all(layout.kubeconfig, bodies)
+            start = whole_seconds_now()
+            kueue.launch()
+            cpu_before = kueue.cpu_seconds()
+            time.sleep(window + GRACE_SECONDS)
+            decisions = seen_from(kueue_decisions(kube, namespace), start)
+        else:
+            cpu_before = kueue.cpu_seconds()
+            creation = create_in_window(kube, bodies, window)
+            decisions = kueue_decisions(kube, namespace)
+        cpu, rss = kueue.cpu_seconds() - cpu_before, kueue.peak_rss_kib()
+        delete_at_once(kube, namespace)
+    return {
+        **creation,
+        "version": kueue_version(),
+        "admissions": summarize(decisions, window),
+        "cpu_seconds": round(cpu, 1),
+        "peak_rss_mib": round(rss / 1024, 1),
+    }
+
+
+def run(
+    jobs: int, nodes: int, window: float, deep_queue: bool = False, seed: int = 1, kueue: bool = True
+) -> dict[str, Any]:
     layout, kube = start_cluster()
     stamp = int(time.time())
     name, namespace, plain = f"abench-{stamp}", f"abench-{stamp}", f"aplain-{stamp}"
+    queued = f"akueue-{stamp}"
     gangs = make_admission_mix(jobs, seed)
     operator = start_operator(layout, "operator-admission-bench.log", METRICS_PORT)
     try:
@@ -211,6 +268,9 @@ def run(jobs: int, nodes: int, window: float, deep_queue: bool = False, seed: in
         if deep_queue:
             delete_at_once(kube, plain)
         delete_and_wait(kube, "v1", "Namespace", plain)
+        peer = measure_kueue(layout, kube, factory, gangs, queued, window, deep_queue) if kueue else None
+        if peer:
+            print(json.dumps({"kueue": peer}), file=sys.stderr, flush=True)
         operator.start()
         wait(lambda: is_training_loop_running(METRICS_PORT, name), "the operator's training loop")
         if deep_queue:
@@ -245,7 +305,20 @@ def run(jobs: int, nodes: int, window: float, deep_queue: bool = False, seed: in
             ours["admissions"]["decisions_per_second"],
             baseline["jobs_with_every_pod_bound"]["decisions_per_second"],
         ),
+        **(peer_figures(peer, ours) if peer else {}),
         **audit,
+    }
+
+
+def peer_figures(peer: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kueue": peer,
+        "ratio_gang_decisions_per_second_operator_to_kueue": ratio(
+            ours["admissions"]["decisions_per_second"], peer["admissions"]["decisions_per_second"]
+        ),
+        "ratio_workers_per_second_operator_to_kueue": ratio(
+            ours["admissions"]["workers_per_second"], peer["admissions"]["workers_per_second"]
+        ),
     }
 
 
@@ -261,8 +334,10 @@ def main() -> int:
     parser.add_argument("--deep-queue", action="store_true", help="create every job before deciding")
     parser.add_argument("--seed", type=int, default=1, help="draws the mix of gangs")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-kueue", action="store_true", help="skip the Kueue runner (kueue_peer.py)")
     args = parser.parse_args()
-    return report(run(args.jobs, args.nodes, args.window, args.deep_queue, args.seed), args.json)
+    result = run(args.jobs, args.nodes, args.window, args.deep_queue, args.seed, kueue=not args.no_kueue)
+    return report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,16 @@ LOCAL_QUEUE = "aifactory"
 LEVEL_LABELS = {"rack": LABEL_RACK, "nvlinkDomain": LABEL_NVLINK_DOMAIN}
 
 
+def with_namespaces(factory: AIFactory, rename: dict[str, str]) -> AIFactory:
+    """The factory with its tenants' namespaces renamed (old -> new), dropping the ones not in
+    `rename`: the same rules for the namespaces a runner of its own works in."""
+    tenants = [
+        t.model_copy(update={"namespaces": [rename[n] for n in t.namespaces if n in rename]})
+        for t in factory.spec.tenants
+    ]
+    return factory.model_copy(update={"spec": factory.spec.model_copy(update={"tenants": tenants})})
+
+
 def topology_name(factory: AIFactory) -> str:
     return f"{factory.name}-topology"
 

@@ -10,17 +10,25 @@ ClusterQueue's quota with topology-aware placement, and unsuspends the Job with 
 Kueue reads its metrics certificate from a fixed path, /etc/kueue/metrics/certs, when its own
 certificate management is off; start() writes one there (made by our PKI code) if none is there,
 and stop() removes what start() wrote.
+
+After a run nothing of Kueue's is left in the control plane (kueue_peer): its namespaces are
+deleted while it still runs (it removes the finalizers it put on its Workloads and queues), then
+its CRDs once it has stopped, since their conversion webhooks would then point at nobody.
 """
 
+import contextlib
 import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kueue_config import kueue_objects
 
+from aifactory_operator.api.v1alpha1 import AIFactory
 from aifactory_operator.certificates import issue_ca, issue_server
 from aifactory_operator.devcluster.processes import is_port_free
 from aifactory_operator.kube.client import Kube
@@ -103,12 +111,25 @@ class KueueProcess:
         self.wrote_metrics_certs = False
 
     def start(self, kube: Kube) -> None:
-        binary = build()
+        self.install(kube)
+        self.launch()
+
+    def install(self, kube: Kube) -> None:
+        """Its namespace and CRDs, so that its objects and queued Jobs can exist before it runs."""
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         for crd in crds():
             kube.apply(crd)
         time.sleep(2)  # established and served, as bench/common.py waits for ours
         kube.dynamic.resources.invalidate_cache()
+
+    def uninstall(self, kube: Kube) -> None:
+        """Its CRDs and namespace, once it has stopped."""
+        for crd in crds():
+            kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])
+        kube.delete("v1", "Namespace", NAMESPACE)
+
+    def launch(self) -> None:
+        binary = build()
         _write_serving_pair(self.workdir / "certs")
         if not (METRICS_CERTS / "tls.crt").exists():
             _write_serving_pair(METRICS_CERTS)
@@ -162,3 +183,48 @@ class KueueProcess:
         if self.wrote_metrics_certs:
             shutil.rmtree(METRICS_CERTS.parent.parent, ignore_errors=True)
             self.wrote_metrics_certs = False
+
+
+@contextlib.contextmanager
+def kueue_peer(
+    kubeconfig: Path,
+    workdir: Path,
+    kube: Kube,
+    factory: AIFactory,
+    port_base: int,
+    priorities: Iterable[int] = (0,),
+    launch: bool = True,
+) -> Iterator[KueueProcess]:
+    """Kueue installed with the factory's rules (kueue_config.py) and, with `launch`, running
+    (otherwise the caller launches it, after queueing Jobs in front of it). On the way out the
+    tenants' namespaces go while it runs, then its queues and flavors, then Kueue and its CRDs."""
+    fair = bool(factory.spec.scheduling and factory.spec.scheduling.fair_sharing)
+    kueue = KueueProcess(kubeconfig, workdir, port_base, fair_sharing=fair)
+    objects = kueue_objects(factory, priorities)
+    namespaces = [n for t in factory.spec.tenants for n in t.namespaces]
+    try:
+        kueue.install(kube)
+        for obj in objects:
+            kube.apply(obj)
+        if launch:
+            kueue.launch()
+        yield kueue
+    finally:
+        if kueue.process is not None:
+            for name in namespaces:
+                kube.delete("v1", "Namespace", name)
+            _wait_gone(kube, [("v1", "Namespace", name, None) for name in namespaces])
+        cluster_scoped = [o for o in objects if "namespace" not in o["metadata"]]
+        for obj in reversed(cluster_scoped):
+            kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        _wait_gone(kube, [(o["apiVersion"], o["kind"], o["metadata"]["name"], None) for o in cluster_scoped])
+        kueue.stop()
+        kueue.uninstall(kube)
+
+
+def _wait_gone(kube: Kube, refs: list[tuple[str, str, str, str | None]], seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while any(kube.get(a, k, n, ns) is not None for a, k, n, ns in refs):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kueue's objects not gone in {seconds:.0f}s")
+        time.sleep(0.5)

@@ -8,6 +8,10 @@ from typing import Any
 
 from aifactory_operator.constants import GPU_RESOURCE, LABEL_TRAININGJOB
 
+# Samples (about a second apart) in a row a gang must be seen half placed to count as stuck: a
+# gang whose pods are bound a moment apart is half placed for one sample, and is not stuck.
+STUCK_SAMPLES = 5
+
 
 @dataclass(frozen=True)
 class PodView:
@@ -31,6 +35,8 @@ class Tally:
     partial_last: int = 0
     instants_with_partial: int = 0
     last: list[PodView] = field(default_factory=list)  # the latest sample
+    streaks: dict[str, int] = field(default_factory=dict)  # gang -> samples half placed in a row
+    stuck: set[str] = field(default_factory=set)  # gangs half placed for STUCK_SAMPLES in a row
     # gang -> pod -> node, for every worker seen running or finished
     worker_nodes: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
 
@@ -44,6 +50,8 @@ class Tally:
         self.partial_last = len(stuck)
         self.instants_with_partial += bool(stuck)
         self.last = pods
+        self.streaks = {gang: self.streaks.get(gang, 0) + 1 for gang in stuck}
+        self.stuck |= {gang for gang, streak in self.streaks.items() if streak >= STUCK_SAMPLES}
         for pod in pods:
             if pod.phase in ("Running", "Succeeded") and pod.node:
                 self.worker_nodes[pod.gang][pod.name] = pod.node

@@ -121,11 +121,28 @@ def job_decisions(jobs: list[dict[str, Any]], pods: list[dict[str, Any]]) -> lis
     return decisions
 
 
-def scheduled_at(pod: dict[str, Any]) -> datetime | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
+def workload_decisions(jobs: list[dict[str, Any]], workloads: list[dict[str, Any]]) -> list[Decided]:
+    """Creation of each Job queued in Kueue to the admission of its Workload (the Admitted
+    condition turning True): Kueue's gang decision, made before the Job is unsuspended."""
+    admitted: dict[str, datetime | None] = {}
+    for workload in workloads:
+        for owner in workload["metadata"].get("ownerReferences") or []:
+            admitted[owner["uid"]] = condition_true_at(workload, "Admitted")
+    return [
+        Decided(_created(job), admitted.get(job["metadata"]["uid"]), workers=job["spec"]["parallelism"])
+        for job in jobs
+    ]
+
+
+def condition_true_at(obj: dict[str, Any], kind: str) -> datetime | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
             return parse_time(condition.get("lastTransitionTime"))
     return None
+
+
+def scheduled_at(pod: dict[str, Any]) -> datetime | None:
+    return condition_true_at(pod, "PodScheduled")
 
 
 def _created(obj: dict[str, Any]) -> datetime:

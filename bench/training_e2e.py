@@ -35,8 +35,8 @@ from common import (
     wait,
     wait_until,
 )
-from kueue_config import kueue_job, kueue_objects
-from kueue_peer import KueueProcess
+from kueue_config import kueue_job, with_namespaces
+from kueue_peer import kueue_peer
 from kueue_peer import version as kueue_version
 
 from aifactory_operator.api.v1alpha1 import AIFactory, TrainingJob
@@ -164,14 +164,9 @@ def measure_kueue(
     """The same Services and gang Jobs, admitted by Kueue (kueue_peer.py) in a ClusterQueue with the
     tenant's quota, placed by its topology-aware scheduling (rack preferred, as our default)."""
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    tenant = factory.spec.tenants[0].model_copy(update={"namespaces": [namespace]})
-    view = factory.model_copy(update={"spec": factory.spec.model_copy(update={"tenants": [tenant]})})
+    view = with_namespaces(factory, {factory.spec.tenants[0].namespaces[0]: namespace})
     pool = factory.spec.node_pools[0]
-    kueue = KueueProcess(layout.kubeconfig, layout.root / "kueue", KUEUE_PORT_BASE)
-    try:
-        kueue.start(kube)
-        for obj in kueue_objects(view, priorities=[0]):
-            kube.apply(obj)
+    with kueue_peer(layout.kubeconfig, layout.root / "kueue", kube, view, KUEUE_PORT_BASE) as kueue:
         time.sleep(2)
         cpu_before, audit_from = kueue.cpu_seconds(), audit_offset(layout)
         started = time.monotonic()
@@ -185,11 +180,6 @@ def measure_kueue(
         seconds = time.monotonic() - started
         cpu, rss = kueue.cpu_seconds() - cpu_before, kueue.peak_rss_kib()
         by_verb = requests_by_verb(layout, audit_from, KUEUE_AGENTS)
-        # While Kueue runs: it removes the finalizers it put on its Workloads.
-        kube.delete("v1", "Namespace", namespace)
-        wait(lambda: kube.get("v1", "Namespace", namespace) is None, "the kueue namespace gone")
-    finally:
-        kueue.stop()
     return {
         "seconds": seconds,
         "created": created,
