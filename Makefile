@@ -115,6 +115,7 @@ bench: install cluster-binaries kueue
 	$(PY) bench/training_e2e.py --jobs 1000 --nodes 256 --json bench/training_e2e.json || echo training_e2e >> $(BENCH_FAILED)
 	$(PY) bench/admission_e2e.py --jobs 3000 --nodes 256 --window 90 --deep-queue --json bench/admission_e2e.json || echo admission_e2e >> $(BENCH_FAILED)
 	$(PY) bench/training_quality.py --jobs 300 --nodes 64 --window 120 --seconds 30 --json bench/training_quality.json || echo training_quality >> $(BENCH_FAILED)
+	$(PY) bench/preemption_e2e.py --nodes 32 --urgent 6 --grace 10 --json bench/preemption_e2e.json || echo preemption_e2e >> $(BENCH_FAILED)
 	$(PY) bench/serving_e2e.py --endpoints 50 --json bench/serving_e2e.json || echo serving_e2e >> $(BENCH_FAILED)
 	$(PY) bench/webhook_latency.py --admissions 1000 --json bench/webhook_latency.json || echo webhook_latency >> $(BENCH_FAILED)
 	$(PY) bench/factory_scale.py --nodes 10000 --jobs 10000 --json bench/factory_scale.json || echo factory_scale >> $(BENCH_FAILED)

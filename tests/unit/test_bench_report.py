@@ -71,6 +71,27 @@ def test_the_peer_section_puts_each_figure_of_both_controllers_beside_their_rati
     assert lines[0] == "## peer: Kueue"
     rows = [line for line in lines if line.startswith("| training_e2e")]
     assert len(rows) == 4, "a row per figure, only for the run that had Kueue"
-    assert rows[0].endswith("| 30.0 | 60.0 | 25.0 | 0.5 |")
-    assert rows[1].endswith("| 10.0 | 5.0 | - | 2.0 |")
+    assert rows[0].endswith("| lower | 30.0 | 60.0 | 25.0 | 0.5 |")
+    assert rows[1].endswith("| lower | 10.0 | 5.0 | - | 2.0 |")
     assert render_peers({"training_e2e": {"jobs": 1}}) == []
+
+
+def test_nested_figures_of_the_three_runners_are_found_by_their_dotted_names():
+    from report import render_peers
+
+    runner = {"gpu_utilisation": 0.9, "gangs_half_placed_for_5_samples": 0}
+    run = {
+        "jobs": 300,
+        "nodes": 64,
+        "kueue_version": "v0.17.0",
+        "operator": runner,
+        "kueue": {**runner, "gpu_utilisation": 0.75},
+        "baseline_kube_scheduler_plain_jobs": {**runner, "gangs_half_placed_for_5_samples": 14},
+    }
+    rows = [line for line in render_peers({"training_quality": run}) if line.startswith("| training_quality")]
+    assert rows[0] == (
+        "| training_quality (300 jobs, 64 nodes, Kueue v0.17.0) | GPU utilisation, saturated queue"
+        " | higher | 0.9 | 0.75 | 0.9 | 1.2 |"
+    )
+    half_placed = next(r for r in rows if "half placed 5 samples" in r)
+    assert half_placed.endswith("| lower | 0 | 0 | 14 | - |"), "no ratio over a Kueue figure of 0"
