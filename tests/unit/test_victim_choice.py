@@ -136,6 +136,23 @@ def test_a_job_waits_for_gpus_being_released_instead_of_stopping_more():
     assert [p.preemptor.key for p in plan.preemptions] == ["a/u2"] and list(plan.releasing) == ["a/u1"]
 
 
+def test_a_job_that_fits_without_the_releasing_gpus_is_not_told_it_waits_for_them():
+    gangs = [gang(f"a/low{i}", "a", [f"n{i}"], priority=1) for i in range(NODES)]
+    quota = book({"a": Share(128)}, gangs)
+    # n1 is free already (admission and this step disagree for a moment); n0 is releasing.
+    free = list(slots(gangs[:1] + gangs[2:]).values())
+    plan = plan_preemptions(
+        [request("a/u", "a", 1, priority=5)],
+        gangs[2:],
+        free,
+        {"n0": {"nvidia.com/gpu": 8000}},
+        quota,
+        WITHIN,
+        NOW,
+    )
+    assert plan.preemptions == [] and plan.releasing == {}
+
+
 # --- properties over generated clusters ---------------------------------------------------------
 
 

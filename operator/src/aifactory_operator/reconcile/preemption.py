@@ -196,9 +196,10 @@ def plan_preemptions(
     limit: int = 16,
 ) -> PreemptionPlan:
     """For the waiting jobs in queue order: a job that will fit once the GPUs already being
-    released (pods of stopped gangs, still terminating) are free waits for them; otherwise it
-    preempts the fewest allowed gangs. Each job's nodes are then set aside, so the next job neither
-    counts on them nor stops more gangs for capacity already promised."""
+    released (pods of stopped gangs, still terminating) are free waits for them (and is told so
+    when it would not fit without them); otherwise it preempts the fewest allowed gangs. Each
+    job's nodes are then set aside, so the next job neither counts on them nor stops more gangs
+    for capacity already promised."""
     plan = PreemptionPlan([], {})
     free = {s.name: _plus(s, releasing.get(s.name, {})) for s in slots}
     book, left = quota.copy(), list(gangs)
@@ -209,7 +210,7 @@ def plan_preemptions(
             break
         grant = try_place(request, free, book, ())
         victims: tuple[tuple[Gang, str], ...] = ()
-        if grant is not None:
+        if grant is not None and _needs_releasing(request, free, releasing, book):
             plan.releasing[request.key] = (
                 f"waiting for {request.gpus} {request.product} GPUs that stopped gangs are releasing"
                 " (their workers have the factory's gracePeriodSeconds to checkpoint)"
@@ -228,15 +229,26 @@ def plan_preemptions(
     return plan
 
 
-def _plus(slot: NodeSlot, freed: Amounts) -> NodeSlot:
-    """The node once pods requesting `freed` (scaled, GPUs included) are gone."""
+def _needs_releasing(
+    request: Request, free: dict[str, NodeSlot], releasing: dict[str, Amounts], book: QuotaBook
+) -> bool:
+    """The job fits only with what terminating pods still hold: without it, it would not be
+    waiting for them (admission and this step saw the cluster a moment apart)."""
+    now = {n: _plus(s, releasing.get(n, {}), sign=-1) for n, s in free.items()}
+    return try_place(request, now, book, ()) is None
+
+
+def _plus(slot: NodeSlot, freed: Amounts, sign: int = 1) -> NodeSlot:
+    """The node once pods requesting `freed` (scaled, GPUs included) are gone (sign -1: the node
+    while they still hold it)."""
     if not freed:
         return slot
     spare = dict(slot.spare)
     for resource, amount in freed.items():
         if resource != GPU_RESOURCE:
-            spare[resource] = spare.get(resource, 0) + amount
-    return replace(slot, free=slot.free + freed.get(GPU_RESOURCE, 0) // SCALE, spare=freeze(spare))
+            spare[resource] = spare.get(resource, 0) + sign * amount
+    gpus = sign * (freed.get(GPU_RESOURCE, 0) // SCALE)
+    return replace(slot, free=slot.free + gpus, spare=freeze(spare))
 
 
 def _set_aside(free: dict[str, NodeSlot], grant: Grant, request: Request) -> None:
