@@ -112,6 +112,7 @@ bench: install cluster-binaries kueue
 	$(PY) bench/admission.py --jobs 10000 --nodes 256 --json bench/admission.json || echo admission >> $(BENCH_FAILED)
 	$(PY) bench/training_governance.py --nodes 32 --ticks 600 --json bench/training_governance.json || echo training_governance >> $(BENCH_FAILED)
 	$(PY) bench/training_e2e.py --jobs 400 --nodes 128 --json bench/training_e2e_400.json || echo training_e2e_400 >> $(BENCH_FAILED)
+	$(PY) bench/training_e2e.py --jobs 400 --nodes 128 --tenants 4 --json bench/training_e2e_400_tenants.json || echo training_e2e_400_tenants >> $(BENCH_FAILED)
 	$(PY) bench/training_e2e.py --jobs 1000 --nodes 256 --json bench/training_e2e.json || echo training_e2e >> $(BENCH_FAILED)
 	$(PY) bench/admission_e2e.py --jobs 3000 --nodes 256 --window 90 --deep-queue --json bench/admission_e2e.json || echo admission_e2e >> $(BENCH_FAILED)
 	$(PY) bench/training_quality.py --jobs 300 --nodes 64 --window 120 --seconds 30 --json bench/training_quality.json || echo training_quality >> $(BENCH_FAILED)

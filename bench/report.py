@@ -20,6 +20,7 @@ PERFORMANCE = {
     "training_governance": "training_governance.py --nodes 32 --ticks 600",
     "factory_scale": "factory_scale.py",
     "training_e2e_400": "training_e2e.py --jobs 400 --nodes 128",
+    "training_e2e_400_tenants": "training_e2e.py --jobs 400 --nodes 128 --tenants 4",
     "training_e2e": "training_e2e.py",
     "admission_e2e": "admission_e2e.py",
     "training_quality": "training_quality.py",
@@ -123,6 +124,7 @@ QUALITY = tuple(
 PEER_FIGURES: dict[str, tuple[tuple[str, str, str, str, str | None], ...]] = {
     "training_e2e": TE2E,
     "training_e2e_400": TE2E,
+    "training_e2e_400_tenants": TE2E,
     "admission_e2e": (
         (
             "gang decisions per second, deep queue",
@@ -190,7 +192,7 @@ def render_peers(runs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def describe_size(run: dict[str, Any]) -> str:
-    parts = [f"{run[k]} {k.replace('_', ' ')}" for k in ("jobs", "urgent_gangs", "nodes") if k in run]
+    parts = [f"{run[k]} {k.replace('_', ' ')}" for k in ("jobs", "urgent_gangs", "nodes", "tenants") if k in run]
     return ", ".join(parts)
 
 

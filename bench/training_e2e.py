@@ -7,8 +7,11 @@ Each run ends with the gang audit (bench/gang_audit.py): stuck_gangs, double_boo
 placement_mismatches must all be 0, and a wait for the pods gives up after --give-up-per-job seconds
 per job; either makes the run exit non-zero once its JSON is written.
 
+With --tenants N the jobs go round-robin to N tenants, a namespace each, sharing the pool's GPUs
+equally: Kueue then has a ClusterQueue per tenant and admits a head of each per scheduling cycle.
+
 Usage: python bench/training_e2e.py [--jobs 200] [--nodes 100] [--seed 1] [--give-up-per-job 0.3]
-       [--json out.json]
+       [--tenants 1] [--no-kueue] [--json out.json]
 """
 
 import argparse
@@ -54,7 +57,9 @@ KUEUE_PATIENCE = 5
 WRITE_VERBS = ("create", "update", "patch", "delete")
 
 
-def training_factory(name: str, namespace: str, nodes: int) -> dict:
+def training_factory(name: str, namespaces: list[str], nodes: int) -> dict:
+    """One pool; a tenant per namespace, the pool's GPUs shared equally (rounded up), in one cohort
+    (Kueue: a ClusterQueue per tenant, so its scheduling cycle has a head per tenant)."""
     pool = {
         "name": "h100",
         "gpuProduct": "NVIDIA-H100-80GB-HBM3",
@@ -62,13 +67,17 @@ def training_factory(name: str, namespace: str, nodes: int) -> dict:
         "nodes": nodes,
         "region": "de-fra",
     }
-    tenant = {
-        "name": "bench",
-        "namespaces": [namespace],
-        "clearance": "internal",
-        "gpuQuota": [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": nodes * 8}],
-    }
-    return factory_body(name, "de-fra", pools=[pool], tenants=[tenant])
+    share = -(-nodes * 8 // len(namespaces))
+    tenants = [
+        {
+            "name": "bench" if len(namespaces) == 1 else f"bench-{i}",
+            "namespaces": [namespace],
+            "clearance": "internal",
+            "gpuQuota": [{"product": "NVIDIA-H100-80GB-HBM3", "gpus": share}],
+        }
+        for i, namespace in enumerate(namespaces)
+    ]
+    return factory_body(name, "de-fra", pools=[pool], tenants=tenants)
 
 
 # Mixed gang sizes (nodes, GPUs per node), cycled: 1.5 GPUs and 1.25 pods per job on average, so
@@ -104,27 +113,43 @@ def training_body(name: str, namespace: str, size: tuple[int, int]) -> dict:
     }
 
 
-def running_pods(kube: Kube, namespace: str) -> int:
+def running_pods(kube: Kube, namespaces: list[str]) -> int:
     return sum(
-        p.get("status", {}).get("phase") == "Running" for p in kube.list("v1", "Pod", namespace=namespace)
+        p.get("status", {}).get("phase") == "Running"
+        for namespace in namespaces
+        for p in kube.list("v1", "Pod", namespace=namespace)
     )
 
 
-def wait_running(kube: Kube, namespace: str, count: int, give_up: float) -> dict:
+def wait_running(kube: Kube, namespaces: list[str], count: int, give_up: float) -> dict:
     """Empty once `count` pods run; what was awaited and how far it got if that took `give_up` s."""
-    if wait_until(lambda: running_pods(kube, namespace) >= count, give_up):
+    if wait_until(lambda: running_pods(kube, namespaces) >= count, give_up):
         return {}
     return {
-        "gave_up_waiting_for": f"{count} running pods in {namespace}",
-        "running_pods_when_given_up": running_pods(kube, namespace),
+        "gave_up_waiting_for": f"{count} running pods in {', '.join(namespaces)}",
+        "running_pods_when_given_up": running_pods(kube, namespaces),
     }
 
 
-def plain_jobs(sizes: list[tuple[int, int]], namespace: str, pool: NodePool, factory: str) -> list[dict]:
-    """What a client would write: the pool's selector and tolerations, no node pinning, no owner."""
+def create_namespaces(kube: Kube, namespaces: list[str]) -> None:
+    for namespace in namespaces:
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+
+
+def delete_namespaces(kube: Kube, namespaces: list[str]) -> None:
+    for namespace in namespaces:
+        kube.delete("v1", "Namespace", namespace)
+    wait(lambda: all(kube.get("v1", "Namespace", n) is None for n in namespaces), "the namespaces gone")
+
+
+def plain_jobs(
+    sizes: list[tuple[int, int]], namespaces: list[str], pool: NodePool, factory: str
+) -> list[dict]:
+    """What a client would write: the pool's selector and tolerations, no node pinning, no owner;
+    job i in namespace i mod their count (a tenant each)."""
     objects = []
     for i, size in enumerate(sizes):
-        body = training_body(f"job-{i}", namespace, size)
+        body = training_body(f"job-{i}", namespaces[i % len(namespaces)], size)
         body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
         model = TrainingJob.model_validate(body)
         job = construct_job(model, pool, factory, [], 0)
@@ -136,20 +161,24 @@ def plain_jobs(sizes: list[tuple[int, int]], namespace: str, pool: NodePool, fac
 
 
 def measure_baseline(
-    kube: Kube, sizes: list[tuple[int, int]], namespace: str, pool: NodePool, factory: str, give_up: float
+    kube: Kube,
+    sizes: list[tuple[int, int]],
+    namespaces: list[str],
+    pool: NodePool,
+    factory: str,
+    give_up: float,
 ) -> dict:
     """The same Services and Jobs, created directly, placed by kube-scheduler alone."""
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    create_namespaces(kube, namespaces)
     time.sleep(2)
     started = time.monotonic()
-    for obj in plain_jobs(sizes, namespace, pool, factory):
+    for obj in plain_jobs(sizes, namespaces, pool, factory):
         kube.apply(obj)
     created = time.monotonic() - started
-    gave_up = wait_running(kube, namespace, sum(n for n, _ in sizes), give_up)
+    gave_up = wait_running(kube, namespaces, sum(n for n, _ in sizes), give_up)
     seconds = time.monotonic() - started
     # The baseline's pods must be gone before the operator is timed, or it pays for their deletion.
-    kube.delete("v1", "Namespace", namespace)
-    wait(lambda: kube.get("v1", "Namespace", namespace) is None, "the baseline namespace gone")
+    delete_namespaces(kube, namespaces)
     return {"seconds": seconds, "created": created, **gave_up}
 
 
@@ -158,25 +187,26 @@ def measure_kueue(
     kube: Kube,
     factory: AIFactory,
     sizes: list[tuple[int, int]],
-    namespace: str,
+    namespaces: list[str],
     give_up: float,
 ) -> dict:
-    """The same Services and gang Jobs, admitted by Kueue (kueue_peer.py) in a ClusterQueue with the
-    tenant's quota, placed by its topology-aware scheduling (rack preferred, as our default)."""
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    view = with_namespaces(factory, {factory.spec.tenants[0].namespaces[0]: namespace})
+    """The same Services and gang Jobs, admitted by Kueue (kueue_peer.py) in a ClusterQueue per
+    tenant with its quota, placed by its topology-aware scheduling (rack preferred, as our default)."""
+    create_namespaces(kube, namespaces)
+    ours = [n for t in factory.spec.tenants for n in t.namespaces]
+    view = with_namespaces(factory, dict(zip(ours, namespaces, strict=True)))
     pool = factory.spec.node_pools[0]
     with kueue_peer(layout.kubeconfig, layout.root / "kueue", kube, view, KUEUE_PORT_BASE) as kueue:
         time.sleep(2)
         cpu_before, audit_from = kueue.cpu_seconds(), audit_offset(layout)
         started = time.monotonic()
-        for obj in plain_jobs(sizes, namespace, pool, factory.name):
+        for obj in plain_jobs(sizes, namespaces, pool, factory.name):
             kube.apply(kueue_job(obj, 0, "preferred", "rack") if obj["kind"] == "Job" else obj)
         created = time.monotonic() - started
         # Five times the operator's budget: Kueue admits one workload per ClusterQueue per
         # scheduling cycle, so a single tenant's deep queue takes it longer, and the figure is
         # worth more than a give-up.
-        gave_up = wait_running(kube, namespace, sum(n for n, _ in sizes), KUEUE_PATIENCE * give_up)
+        gave_up = wait_running(kube, namespaces, sum(n for n, _ in sizes), KUEUE_PATIENCE * give_up)
         seconds = time.monotonic() - started
         cpu, rss = kueue.cpu_seconds() - cpu_before, kueue.peak_rss_kib()
         by_verb = requests_by_verb(layout, audit_from, KUEUE_AGENTS)
@@ -197,7 +227,7 @@ def measure_operator(
     kube: Kube,
     operator: OperatorProcess,
     sizes: list[tuple[int, int]],
-    namespace: str,
+    namespaces: list[str],
     give_up: float,
 ) -> dict:
     """The TrainingJobs through the operator, with what it cost it."""
@@ -206,9 +236,9 @@ def measure_operator(
     audit_from, cpu_before = audit_offset(layout), operator.cpu_seconds()
     started = time.monotonic()
     for i, size in enumerate(sizes):
-        kube.apply(training_body(f"job-{i}", namespace, size))
+        kube.apply(training_body(f"job-{i}", namespaces[i % len(namespaces)], size))
     created = time.monotonic() - started
-    gave_up = wait_running(kube, namespace, sum(n for n, _ in sizes), give_up)
+    gave_up = wait_running(kube, namespaces, sum(n for n, _ in sizes), give_up)
     seconds = time.monotonic() - started
     writes = operator_writes(METRICS_PORT) - writes_before
     by_verb = requests_by_verb(layout, audit_from, OPERATOR_AGENTS)
@@ -273,29 +303,35 @@ def figures(baseline: dict, ours: dict) -> dict:
     }
 
 
-def run(jobs: int, nodes: int, seed: int, give_up: float, kueue: bool = True) -> dict:
+def run(jobs: int, nodes: int, seed: int, give_up: float, kueue: bool = True, tenants: int = 1) -> dict:
     layout, kube = start_cluster()
     stamp = int(time.time())
-    name, namespace, direct_ns = f"tbench-{stamp}", f"tbench-{stamp}", f"tdirect-{stamp}"
-    kueue_ns = f"tkueue-{stamp}"
+    name = f"tbench-{stamp}"
+
+    def spaces(prefix: str) -> list[str]:
+        return [f"{prefix}-{stamp}"] if tenants == 1 else [f"{prefix}-{stamp}-{i}" for i in range(tenants)]
+
+    namespaces, direct, queued = spaces("tbench"), spaces("tdirect"), spaces("tkueue")
     sizes = gang_sizes(jobs, seed)
     result: dict = {"jobs": jobs, "nodes": nodes, "seed": seed, "give_up_seconds": give_up}
+    if tenants > 1:
+        result["tenants"] = tenants
     operator = OperatorProcess(
         layout.kubeconfig, layout.logs / "operator-bench.log", verbose=False, metrics_port=METRICS_PORT
     )
     operator.start()
     try:
-        kube.apply(training_factory(name, namespace, nodes))
+        kube.apply(training_factory(name, namespaces, nodes))
         wait(lambda: is_ready(kube.get(API_VERSION, "AIFactory", name) or {}), "the factory")
         pool = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name)).spec.node_pools[0]
-        baseline = measure_baseline(kube, sizes, direct_ns, pool, name, give_up)
+        baseline = measure_baseline(kube, sizes, direct, pool, name, give_up)
         if "gave_up_waiting_for" in baseline:
             return result | {"gave_up_waiting_for": baseline["gave_up_waiting_for"]}
         factory = AIFactory.model_validate(kube.get(API_VERSION, "AIFactory", name))
-        peer = measure_kueue(layout, kube, factory, sizes, kueue_ns, give_up) if kueue else None
-        ours = measure_operator(layout, kube, operator, sizes, namespace, give_up)
+        peer = measure_kueue(layout, kube, factory, sizes, queued, give_up) if kueue else None
+        ours = measure_operator(layout, kube, operator, sizes, namespaces, give_up)
         # Before the factory goes: at the end of the run, or at the moment it gave up.
-        audit = audit_figures(kube, [namespace], f"{LABEL_FACTORY}={name}")
+        audit = audit_figures(kube, namespaces, f"{LABEL_FACTORY}={name}")
         kube.delete(API_VERSION, "AIFactory", name)
     finally:
         operator.stop()
@@ -317,9 +353,11 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-kueue", action="store_true", help="skip the Kueue runner (kueue_peer.py)")
+    parser.add_argument("--tenants", type=int, default=1, help="tenants sharing the pool, a namespace each")
     args = parser.parse_args()
     give_up = give_up_seconds(args.jobs, args.give_up_per_job)
-    return report(run(args.jobs, args.nodes, args.seed, give_up, kueue=not args.no_kueue), args.json)
+    result = run(args.jobs, args.nodes, args.seed, give_up, kueue=not args.no_kueue, tenants=args.tenants)
+    return report(result, args.json)
 
 
 if __name__ == "__main__":
