@@ -176,3 +176,23 @@ def tick_events(jobs, statuses, told, monkeypatch) -> list[tuple[str, str]]:
     kube = Recorder()
     training.execute_training(kube, TrainingPlan(statuses=statuses), jobs, [], {}, told=told)  # type: ignore[arg-type]
     return kube.events
+
+
+def test_a_status_a_delete_waits_for_goes_first_and_reports_after_the_creates(monkeypatch):
+    """Phase 1 holds only what phase 2 waits for (the attempt left behind before its Job goes);
+    a report nothing waits for (here a change of queue position) goes after the creates."""
+    monkeypatch.setattr(training, "BUDGET", WriteBudget(1000, 0, 200, 10))
+    jobs = [queued("old", 1), queued("done", 2)]
+    statuses = {
+        "research/old": ({"phase": "Queued", "attempt": 1}, WAITING),
+        "research/done": ({"phase": "Queued", "queuePosition": 1}, WAITING),
+    }
+    plan = TrainingPlan(statuses=statuses, apply=[{"metadata": {"name": "svc"}}])
+    plan.delete = [("research", "old-0")]
+    plan.delete_after = {("research", "old-0"): "research/old"}
+    kube = Recorder()
+    training.execute_training(kube, plan, jobs, [], {})  # type: ignore[arg-type]
+    order = [name for name, _ in kube.patched]
+    assert order.index("old") < order.index("old-0"), "the attempt is left behind before its Job goes"
+    assert order.index("svc") < order.index("done"), "a report waits for the tick's creates"
+    assert order.index("old-0") < order.index("done")
