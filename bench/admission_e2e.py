@@ -277,6 +277,7 @@ def run(
             ours = measure_operator_deep(layout, kube, operator, gangs, namespace, window)
         else:
             ours = measure_operator(kube, gangs, namespace, window)
+        print(json.dumps({"operator": ours}), file=sys.stderr, flush=True)
         # At the end of the window, while gangs still finish and others are admitted in their place.
         audit = audit_figures(kube, [namespace], f"{LABEL_FACTORY}={name}")
         delete_and_wait(kube, API_VERSION, "AIFactory", name)

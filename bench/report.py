@@ -192,7 +192,9 @@ def render_peers(runs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def describe_size(run: dict[str, Any]) -> str:
-    parts = [f"{run[k]} {k.replace('_', ' ')}" for k in ("jobs", "urgent_gangs", "nodes", "tenants") if k in run]
+    parts = [
+        f"{run[k]} {k.replace('_', ' ')}" for k in ("jobs", "urgent_gangs", "nodes", "tenants") if k in run
+    ]
     return ", ".join(parts)
 
 
