@@ -166,6 +166,18 @@ def test_preferred_uses_as_few_domains_as_it_can():
     assert len(grant.admitted["six"].domains) == 2
 
 
+def test_a_preferred_gang_too_big_for_one_nvlink_domain_stays_within_one_rack():
+    # Racks of 4 nodes, NVLink domains of 2; the first rack has one node taken.
+    nodes = [NodeSlot(n.name, n.pool, 0 if n.name == "p-0" else 8, n.domains) for n in make_nodes("p", 8)]
+    job = make_job("three", nodes=3, topology_mode="preferred", topology_level="nvlinkDomain")
+    grant = admit([job], nodes, QUOTA, now=NOW, starvation_seconds=300).admitted["three"]
+    assert grant.nodes == ["p-2", "p-3", "p-1"], "the tightest rack, its fullest NVLink domain first"
+    assert grant.domains == ["p-n0", "p-n1"]
+    # Too big for any rack: as few NVLink domains as possible, wherever they are.
+    five = make_job("five", nodes=5, topology_mode="preferred", topology_level="nvlinkDomain")
+    assert len(admit([five], nodes, QUOTA, now=NOW, starvation_seconds=300).admitted["five"].domains) == 3
+
+
 def test_a_tenant_over_quota_waits_while_another_runs():
     jobs = [make_job("a1", nodes=2, tenant="a"), make_job("b1", nodes=2, tenant="b")]
     decision = admit(

@@ -36,12 +36,36 @@ def scan_place(request: Request, nodes: list[NodeSlot], free: dict[str, int]) ->
         chosen = min(whole, key=key)[: request.nodes]
     elif request.topology_mode == "required":
         return None
+    elif within := scan_within_one_above(request, fitting, free):
+        chosen = within
     else:
-        chosen = []
-        for ns in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0].domains.get(level, ""))):
-            chosen.extend(ns[: request.nodes - len(chosen)])
+        chosen = spread(list(groups.values()), level, request.nodes)
     chosen = chosen[: request.nodes]
     return Grant([n.name for n in chosen], sorted({n.domains.get(level, n.name) for n in chosen}))
+
+
+def spread(groups: list[list[NodeSlot]], level: str, nodes: int) -> list[NodeSlot]:
+    chosen: list[NodeSlot] = []
+    for ns in sorted(groups, key=lambda ns: (-len(ns), ns[0].domains.get(level, ""))):
+        chosen.extend(ns[: nodes - len(chosen)])
+    return chosen
+
+
+def scan_within_one_above(request: Request, fitting: list[NodeSlot], free: dict[str, int]) -> list[NodeSlot]:
+    """A preferred NVLink-domain gang in no single NVLink domain: the tightest rack that holds it."""
+    if request.topology_level != "nvlinkDomain":
+        return []
+    racks: dict[str, list[NodeSlot]] = defaultdict(list)
+    for node in fitting:
+        racks[node.domains.get("rack", node.name)].append(node)
+    holding = [ns for ns in racks.values() if len(ns) >= request.nodes]
+    if not holding:
+        return []
+    key = lambda ns: (len(ns), sum(free[n.name] for n in ns), ns[0].domains.get("rack", ""))  # noqa: E731
+    inner: dict[str, list[NodeSlot]] = defaultdict(list)
+    for node in min(holding, key=key):
+        inner[node.domains.get("nvlinkDomain", node.name)].append(node)
+    return spread(list(inner.values()), "nvlinkDomain", request.nodes)
 
 
 def scan_explain(request: Request, nodes: list[NodeSlot], free: dict[str, int]) -> str:
