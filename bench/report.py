@@ -164,7 +164,10 @@ PEER_RUNS = tuple(PEER_FIGURES)
 def render_peers(runs: dict[str, dict[str, Any]]) -> list[str]:
     """The "peer: Kueue" section: for each run that had Kueue beside the operator, each figure of
     both controllers (and of plain Jobs where it has one) and the operator's ratio to Kueue."""
-    runs = {name: r for name, r in runs.items() if "kueue_version" in r}
+    versions = {
+        name: r.get("kueue_version") or (r.get("kueue") or {}).get("version") for name, r in runs.items()
+    }
+    runs = {name: r for name, r in runs.items() if versions[name]}
     if not runs:
         return []
     lines = [
@@ -180,7 +183,7 @@ def render_peers(runs: dict[str, dict[str, Any]]) -> list[str]:
     ]
     for name, run in runs.items():
         values = dict(flatten(run))
-        label = f"{name} ({describe_size(run)}, Kueue {run['kueue_version']})"
+        label = f"{name} ({describe_size(run)}, Kueue {versions[name]})"
         for words, better, ours, theirs, plain in PEER_FIGURES[name]:
             a, b = values.get(ours), values.get(theirs)
             ratio = (

@@ -95,3 +95,17 @@ def test_nested_figures_of_the_three_runners_are_found_by_their_dotted_names():
     )
     half_placed = next(r for r in rows if "half placed 5 samples" in r)
     assert half_placed.endswith("| lower | 0 | 0 | 14 | - |"), "no ratio over a Kueue figure of 0"
+
+
+def test_a_run_that_names_kueues_version_in_its_kueue_figures_is_a_peer_run():
+    from report import render_peers
+
+    run = {
+        "jobs": 3000,
+        "nodes": 256,
+        "operator": {"admissions": {"decisions_per_second": 9.0}},
+        "kueue": {"version": "v0.17.0", "admissions": {"decisions_per_second": 1.5}},
+    }
+    rows = [line for line in render_peers({"admission_e2e": run}) if line.startswith("| admission_e2e")]
+    assert rows[0].startswith("| admission_e2e (3000 jobs, 256 nodes, Kueue v0.17.0) | gang decisions")
+    assert rows[0].endswith("| higher | 9.0 | 1.5 | - | 6.0 |")
