@@ -178,6 +178,18 @@ def test_a_preferred_gang_too_big_for_one_nvlink_domain_stays_within_one_rack():
     assert len(admit([five], nodes, QUOTA, now=NOW, starvation_seconds=300).admitted["five"].domains) == 3
 
 
+def test_a_preferred_gang_on_nodes_short_of_cpu_is_spread_by_the_scanning_path():
+    # Racks of 2; p-0 has GPUs but no CPU left, so the indexed choice is passed over for a scan.
+    cpu = (("cpu", 1000),)
+    nodes = [
+        NodeSlot(n.name, n.pool, 8, n.domains, () if n.name == "p-0" else cpu)
+        for n in make_nodes("p", 4, per_rack=2)
+    ]
+    job = make_job("three", nodes=3, topology_mode="preferred", worker=cpu)
+    grant = admit([job], nodes, QUOTA, now=NOW, starvation_seconds=300).admitted["three"]
+    assert grant.nodes == ["p-2", "p-3", "p-1"] and grant.domains == ["p-r0", "p-r1"]
+
+
 def test_a_tenant_over_quota_waits_while_another_runs():
     jobs = [make_job("a1", nodes=2, tenant="a"), make_job("b1", nodes=2, tenant="b")]
     decision = admit(

@@ -295,10 +295,7 @@ def _place_scanning(request: Request, free: FreeGPUs) -> Grant | None:
     if request.topology_mode == "required" or sum(map(len, by_domain.values())) < request.nodes:
         return None
     chosen: list[NodeSlot] = []
-    level = request.topology_level
-    for domain in sorted(
-        by_domain, key=lambda d: (-len(by_domain[d]), free.slots[by_domain[d][0]].domains.get(level, ""))
-    ):
+    for domain in sorted(by_domain, key=lambda d: (-len(by_domain[d]), d)):
         chosen.extend(by_domain[domain][: request.nodes - len(chosen)])
     return _grant(chosen, level)
 
